@@ -1,0 +1,1 @@
+"""Downstream benchmarks: dense prediction (MMDetection / MMSegmentation), DAVIS, UAVDT."""

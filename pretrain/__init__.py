@@ -1,0 +1,4 @@
+"""FLSL pretraining: encoder, head, objective, views, data, trainer, checkpoints.
+
+Importable without MMDetection / MMSegmentation.
+"""

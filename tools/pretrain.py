@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""FLSL pretraining entry point (one process; tools/pretrain.sh launches torchrun for several).
+
+    python tools/pretrain.py [CONFIG] [--work-dir DIR] [--resume PATH | --no-resume]
+                             [--cfg-options key=value ...]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_CONFIG = "configs/pretrain/flsl_tiny_synthetic.py"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    p.add_argument("--work-dir", help="output folder (default work_dirs/<config name>)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", help="training checkpoint to resume from (default: WORK_DIR/latest.pth if present)")
+    g.add_argument("--no-resume", action="store_true", help="start from scratch even if WORK_DIR has a checkpoint")
+    p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config entries, e.g. data.root=/data/imagenet/train train.epochs=100")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from mmengine.config import Config, DictAction
+
+    from pretrain.checkpoint import CheckpointError
+    from pretrain.data import DataError
+    from pretrain.synthetic import write_image_folder
+    from pretrain.trainer import NonFiniteLossError, Trainer
+
+    cfg_path = Path(args.config)
+    if not cfg_path.is_file():
+        print(f"error: config not found: {cfg_path}", file=sys.stderr)
+        return 2
+    cfg = Config.fromfile(str(cfg_path))
+    if args.cfg_options:
+        opts = {}
+        for item in args.cfg_options:
+            if "=" not in item:
+                print(f"error: --cfg-options expects KEY=VALUE, got {item!r}", file=sys.stderr)
+                return 2
+            key, value = item.split("=", 1)
+            opts[key] = DictAction._parse_iterable(value)
+        cfg.merge_from_dict(opts)
+    work_dir = Path(args.work_dir or Path("work_dirs") / cfg_path.stem)
+    try:
+        gen = cfg.data.get("generate")
+        if gen and not (Path(cfg.data.root) / ".complete").is_file():
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(f"generating {gen['n_images']} synthetic images under {cfg.data.root} ...", flush=True)
+                write_image_folder(cfg.data.root, gen["n_images"], gen["size"], gen.get("seed", 0))
+            else:  # other ranks wait for rank 0's completion marker
+                deadline = time.time() + 600
+                while not (Path(cfg.data.root) / ".complete").is_file() and time.time() < deadline:
+                    time.sleep(1)
+        resume = None if args.no_resume else (args.resume or "auto")
+        trainer = Trainer(cfg, work_dir, resume=resume)
+        out = trainer.train()
+    except (DataError, CheckpointError, NonFiniteLossError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; resume with the same command (the last checkpoint is kept)", file=sys.stderr)
+        return 130
+    if out is not None:
+        print(f"done: teacher encoder exported to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
