@@ -1,1 +1,5 @@
-"""Downstream benchmarks: dense prediction (MMDetection / MMSegmentation), DAVIS, UAVDT."""
+"""Downstream dense-prediction benchmarks (MMDetection / MMSegmentation / DAVIS / UAVDT).
+
+``benchmarks.backbone`` registers the FLSL ViT backbone in MMDetection's and MMSegmentation's
+model registries; configs load it with ``custom_imports=dict(imports=['benchmarks.backbone'])``.
+"""

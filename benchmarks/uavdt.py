@@ -90,27 +90,27 @@ def parse_gt_file(path: str | os.PathLike, frames: np.ndarray, check_category: b
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:
         raise UAVDTError(f"{path}: cannot be read ({err})") from None
-    linenos, fields = [], []
-    for i, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            linenos.append(i)
-            fields.append(line.split(","))
-    if not fields:
+    lines = text.splitlines()
+    nonblank = np.fromiter((bool(line.strip()) for line in lines), dtype=bool, count=len(lines))
+    if not nonblank.all():
+        lines = [line for line, keep in zip(lines, nonblank) if keep]
+    linenos = np.flatnonzero(nonblank) + 1  # 1-based line number of each kept line
+    if not lines:
         return np.zeros((0, N_COLUMNS), dtype=np.float64)
-    linenos = np.array(linenos)
-    counts = np.fromiter(map(len, fields), dtype=np.int64, count=len(fields))
+    counts = np.fromiter((line.count(",") for line in lines), dtype=np.int64,
+                         count=len(lines)) + 1
     bad = np.flatnonzero(counts != N_COLUMNS)
     if bad.size:
         k = bad[0]
         raise _line_error(path, linenos[k], f"expected {N_COLUMNS} comma-separated columns, "
                           f"found {counts[k]}")
-    try:
-        rows = np.array(fields, dtype=np.float64)
+    try:  # numpy's C parser; the slow loop below runs only to name a bad line
+        rows = np.loadtxt(lines, delimiter=",", comments=None, ndmin=2, dtype=np.float64)
     except ValueError:
         rows = None
     if rows is None or not np.isfinite(rows).all():
-        for k, row in enumerate(fields):  # slow path only to name the offending line
-            for col, value in enumerate(row):
+        for k, line in enumerate(lines):
+            for col, value in enumerate(line.split(",")):
                 try:
                     ok = np.isfinite(float(value))
                 except ValueError:
@@ -118,6 +118,7 @@ def parse_gt_file(path: str | os.PathLike, frames: np.ndarray, check_category: b
                 if not ok:
                     raise _line_error(path, linenos[k], f"column {col + 1} is not a finite "
                                       f"number: {value.strip()!r}")
+        raise UAVDTError(f"{path}: cannot be parsed as comma-separated numbers")
     checks = [
         (rows[:, FRAME] != np.round(rows[:, FRAME]), "frame index is not an integer"),
         ((rows[:, WIDTH] <= 0) | (rows[:, HEIGHT] <= 0), "box width and height must be > 0"),
@@ -132,7 +133,7 @@ def parse_gt_file(path: str | os.PathLike, frames: np.ndarray, check_category: b
         bad = np.flatnonzero(failed)
         if bad.size:
             k = bad[0]
-            values = ",".join(f.strip() for f in fields[k])
+            values = ",".join(f.strip() for f in lines[k].split(","))
             raise _line_error(path, linenos[k], f"{what}: {values}")
     return rows
 
@@ -336,6 +337,9 @@ def write_json_atomic(obj, path: str | os.PathLike) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, separators=(",", ":"))
             f.flush()

@@ -15,6 +15,7 @@ no class token, ``pos_embed`` of shape ``[1, N, C]``).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import re
@@ -51,6 +52,12 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
         raise
 
 
+#: classes ``load_safely`` lets ``torch.load(weights_only=True)`` rebuild besides tensors and plain
+#: containers: DINO-family training checkpoints (DINO, iBOT, the authors' FLSL release) store their
+#: command line as an ``argparse.Namespace``, which unpickles to attributes only.
+SAFE_GLOBALS = [argparse.Namespace]
+
+
 def load_safely(path: str | os.PathLike) -> dict:
     """Load a checkpoint without executing pickled code.
 
@@ -69,9 +76,11 @@ def load_safely(path: str | os.PathLike) -> dict:
         except Exception as err:  # noqa: BLE001 - re-raised with the file name
             raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        msg = re.sub(r"\x1b\[[0-9;]*m", "", msg)  # torch colours part of its message
         raise CheckpointError(
             f"{path}: cannot be loaded safely (weights_only=True): {msg}. If you trust the file, "
             "convert it once with tools/convert_checkpoint.py --trust-pickle.") from None
@@ -202,7 +211,8 @@ def load_encoder_weights(path: str | os.PathLike, which: str = "teacher") -> Loa
 
 def _finish(state: dict, spec: EncoderSpec | None, fmt: str, source: str) -> LoadedEncoder:
     state = {k: v for k, v in state.items() if torch.is_tensor(v)}
-    dropped = tuple(sorted(k for k in state if k.startswith(("head.", "fc_norm.", "mask_token"))))
+    dropped = tuple(sorted(k for k in state
+                           if k.startswith(("head.", "fc_norm.", "mask_token", "masked_embed"))))
     for k in dropped:
         state.pop(k)
     cls_token = state.pop("cls_token", None)

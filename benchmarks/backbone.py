@@ -1,0 +1,223 @@
+"""The FLSL ViT backbone for MMDetection and MMSegmentation (one implementation, two registries).
+
+The encoder is :func:`pretrain.encoder.build_encoder` (timm ViT, no class token); the selected
+block outputs ``[B, N, C]`` become ``[B, C, H/p, W/p]`` maps and go through the multi-scale
+adapter (:mod:`benchmarks.adapter`) or, for the authors' segmentation layout, stay at stride ``p``.
+
+Config usage (both frameworks)::
+
+    custom_imports = dict(imports=['benchmarks.backbone'], allow_failed_imports=False)
+    model = dict(backbone=dict(
+        type='FLSLViT', arch='vit_small_patch16_224', out_indices=(3, 5, 7, 11),
+        drop_path_rate=0.05, adapter='multiscale',
+        init_cfg=dict(type='Pretrained', checkpoint='path/to/encoder.safetensors')))
+
+Pretrained weights are loaded strictly by :meth:`FLSLViT.init_weights` (never by MMEngine's
+non-strict ``PretrainedInit``): every encoder tensor must be present with the right shape, the
+patch size and the number of attention heads must be the checkpoint's, else a
+:class:`pretrain.checkpoint.CheckpointError` lists the problems. Any format accepted by
+:func:`pretrain.checkpoint.load_encoder_weights` works (our export, the authors' FLSL release,
+DINO, iBOT, timm).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from timm.layers import resample_abs_pos_embed
+
+from pretrain.checkpoint import CheckpointError, LoadedEncoder, load_encoder_weights, load_strict
+from pretrain.encoder import EncoderSpec, block_outputs, build_encoder, patch_size
+
+from .adapter import MultiScaleAdapter, SingleScaleLayout
+
+ADAPTERS = ("multiscale", "single_scale")
+
+
+def num_heads_of(spec: EncoderSpec) -> int:
+    """Attention heads of the architecture ``spec`` describes (timm's default unless overridden)."""
+    kwargs = dict(spec.kwargs)
+    if "num_heads" in kwargs:
+        return int(kwargs["num_heads"])
+    probe = build_encoder(spec, depth=1)  # one block is enough to read the head count
+    return int(probe.blocks[0].attn.num_heads)
+
+
+def _grid_of(spec: EncoderSpec, patch: int, tokens: int) -> tuple[int, int]:
+    """Token grid ``(rows, cols)`` of a position embedding with ``tokens`` entries."""
+    img = dict(spec.kwargs).get("img_size", 224)
+    h, w = (img, img) if isinstance(img, int) else tuple(img)
+    if (h // patch) * (w // patch) == tokens:
+        return h // patch, w // patch
+    side = int(round(math.sqrt(tokens)))
+    if side * side != tokens:
+        raise CheckpointError(f"position embedding with {tokens} tokens is not a square grid")
+    return side, side
+
+
+class FLSLViT(BaseModule):
+    """ViT encoder + multi-scale adapter. Input ``[B, 3, H, W]`` (pixels, any size: padded on the
+    right/bottom to a multiple of the patch size), output a tuple of four ``[B, C, h_i, w_i]`` maps.
+
+    Args:
+        arch: timm architecture, e.g. ``vit_small_patch16_224`` or ``vit_small_patch8_224``.
+        out_indices: four 0-based block indices whose outputs feed the pyramid.
+        drop_path_rate: stochastic depth rate of the last block (timm's linear rule).
+        frozen_stages: -1 trains everything; 0 freezes the patch and position embeddings; ``k > 0``
+            also freezes blocks ``0..k-1``.
+        adapter: ``'multiscale'`` (strides 4/8/16/32, dense.md) or ``'single_scale'`` (the authors'
+            released segmentation layout: all four maps at the patch stride).
+        norm: BatchNorm of the adapter: ``'auto'`` (SyncBN in multi-GPU jobs, BN otherwise),
+            ``'BN'`` or ``'SyncBN'``.
+        encoder_kwargs: extra timm arguments (e.g. ``dict(depth=2)`` for tiny test models).
+        train_pos_embed: fine-tune the position embedding (weight decay 0 through the config's
+            ``paramwise_cfg``); it is fixed sine-cosine during FLSL pretraining.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH, which='teacher')`` or None (random
+            encoder, with a warning).
+    """
+
+    def __init__(self, arch: str = "vit_small_patch16_224", out_indices: Sequence[int] = (3, 5, 7, 11),
+                 drop_path_rate: float = 0.0, frozen_stages: int = -1, adapter: str = "multiscale",
+                 norm: str = "auto", encoder_kwargs: dict | None = None, train_pos_embed: bool = True,
+                 init_cfg: dict | None = None):
+        if init_cfg is not None and init_cfg.get("type") != "Pretrained":
+            raise ValueError(f"FLSLViT init_cfg must be dict(type='Pretrained', checkpoint=PATH) or "
+                             f"None, got {init_cfg!r}")
+        super().__init__(init_cfg=init_cfg)
+        self.encoder = build_encoder(arch, drop_path_rate=drop_path_rate, **dict(encoder_kwargs or {}))
+        self.arch = arch
+        self.patch_size = patch_size(self.encoder)
+        self.embed_dim = int(self.encoder.embed_dim)
+        depth = len(self.encoder.blocks)
+        self.out_indices = tuple(int(i) for i in out_indices)
+        if len(self.out_indices) != 4 or any(not 0 <= i < depth for i in self.out_indices):
+            raise ValueError(f"out_indices must be four block indices in [0, {depth - 1}], "
+                             f"got {tuple(out_indices)}")
+        if adapter == "multiscale":
+            self.adapter = MultiScaleAdapter(self.embed_dim, self.patch_size, norm)
+        elif adapter == "single_scale":
+            self.adapter = SingleScaleLayout(self.patch_size)
+        else:
+            raise ValueError(f"unknown adapter {adapter!r}: choose one of {ADAPTERS}")
+        self.strides = self.adapter.strides
+        self.frozen_stages = int(frozen_stages)
+        self.encoder.pos_embed.requires_grad_(bool(train_pos_embed))
+        # Parameters no output depends on (the final LayerNorm, blocks after the last index) are
+        # still loaded (strictness) but frozen, so distributed training sees no unused parameter.
+        for p in self.encoder.norm.parameters():
+            p.requires_grad_(False)
+        for blk in self.encoder.blocks[max(self.out_indices) + 1:]:
+            blk.requires_grad_(False)
+        self._freeze()
+
+    # ------------------------------------------------------------------------------ freezing
+    def _frozen_modules(self) -> list[torch.nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        return [self.encoder.patch_embed, *self.encoder.blocks[:self.frozen_stages]]
+
+    def _freeze(self) -> None:
+        if self.frozen_stages >= 0:
+            self.encoder.pos_embed.requires_grad_(False)
+        for m in self._frozen_modules():
+            m.eval()
+            m.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self._frozen_modules():
+            m.eval()
+        return self
+
+    # ------------------------------------------------------------------------------ weights
+    def init_weights(self) -> None:
+        """Load the encoder from ``init_cfg['checkpoint']`` strictly; the adapter keeps PyTorch's
+        default initialisation. Deliberately does not call timm's ``init_weights`` (it would
+        overwrite the sine-cosine position embedding) nor MMEngine's non-strict loader."""
+        cfg = dict(self.init_cfg or {})
+        checkpoint = cfg.get("checkpoint")
+        if checkpoint:
+            self.load_pretrained(checkpoint, which=cfg.get("which", "teacher"))
+        else:
+            print_log("FLSLViT: no pretrained checkpoint (init_cfg.checkpoint is empty): the "
+                      "encoder starts from random weights", logger="current", level=logging.WARNING)
+        self._is_init = True
+
+    def load_pretrained(self, path: str, which: str = "teacher") -> LoadedEncoder:
+        """Load encoder weights from ``path`` (any supported format); returns what was read.
+
+        Raises :class:`CheckpointError` on a patch size or head count different from this
+        backbone's, or on missing / unexpected / mis-shaped encoder tensors.
+        """
+        loaded = load_encoder_weights(path, which=which)
+        if loaded.patch_size != self.patch_size:
+            raise CheckpointError(f"{path}: patch size {loaded.patch_size} in the checkpoint, but the "
+                                  f"backbone {self.arch} has patch size {self.patch_size}")
+        own_heads = int(self.encoder.blocks[0].attn.num_heads)
+        ckpt_heads = num_heads_of(loaded.spec)
+        if ckpt_heads != own_heads:
+            raise CheckpointError(f"{path}: the checkpoint's architecture ({loaded.spec.arch}) has "
+                                  f"{ckpt_heads} attention heads, the backbone {own_heads}; the qkv "
+                                  "weights would be split differently: set the backbone's heads to "
+                                  "the checkpoint's")
+        state = dict(loaded.state_dict)
+        notes = []
+        pos, own_pos = state.get("pos_embed"), self.encoder.pos_embed
+        if pos is not None and pos.shape[-1] == own_pos.shape[-1] and pos.shape[1] != own_pos.shape[1]:
+            old = _grid_of(loaded.spec, self.patch_size, pos.shape[1])
+            new = tuple(self.encoder.patch_embed.grid_size)
+            state["pos_embed"] = resample_abs_pos_embed(pos, new_size=list(new), old_size=list(old),
+                                                        num_prefix_tokens=0)
+            notes.append(f"position embedding resampled (bicubic) from a {old[0]}x{old[1]} to a "
+                         f"{new[0]}x{new[1]} grid")
+        load_strict(self.encoder, state, str(path))
+        adapter_tensors = len(self.adapter.state_dict())
+        dropped = [k for k in ("cls_token",) if getattr(loaded, k) is not None] + list(loaded.dropped)
+        print_log(f"FLSLViT: loaded all {len(state)} encoder tensors from {path} (format "
+                  f"{loaded.format}, {loaded.spec.arch}, patch {loaded.patch_size}, {ckpt_heads} heads)"
+                  + (f"; {'; '.join(notes)}" if notes else "")
+                  + f"; not in the checkpoint, initialised from scratch: adapter ({adapter_tensors} "
+                  f"tensors), neck and heads; ignored from the checkpoint: "
+                  + (", ".join(dropped) if dropped else "nothing"), logger="current")
+        return loaded
+
+    # ------------------------------------------------------------------------------ forward
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``[B, 3, H, W]`` -> four maps ``[B, C, h, w]`` at ``self.strides`` (pixels)."""
+        b, _, h, w = images.shape
+        p = self.patch_size
+        pad_h, pad_w = (-h) % p, (-w) % p
+        if pad_h or pad_w:
+            images = F.pad(images, (0, pad_w, 0, pad_h))
+        gh, gw = (h + pad_h) // p, (w + pad_w) // p
+        tokens = block_outputs(self.encoder, images, self.out_indices)
+        maps = [t.transpose(1, 2).reshape(b, self.embed_dim, gh, gw) for t in tokens]
+        return self.adapter(maps)
+
+
+def register_in_frameworks() -> list[str]:
+    """Register :class:`FLSLViT` in every installed framework's ``MODELS`` registry.
+
+    Returns the registries it was added to (``mmdet``, ``mmseg``); a framework that is not
+    installed is skipped.
+    """
+    done = []
+    for scope in ("mmdet", "mmseg"):
+        try:
+            registry = importlib.import_module(f"{scope}.registry")
+        except ImportError:
+            continue
+        registry.MODELS.register_module(name="FLSLViT", module=FLSLViT, force=True)
+        done.append(scope)
+    return done
+
+
+REGISTERED_IN = register_in_frameworks()
+
+__all__ = ["FLSLViT", "ADAPTERS", "num_heads_of", "register_in_frameworks", "REGISTERED_IN"]

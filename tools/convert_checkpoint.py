@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Convert a ViT checkpoint to this project's encoder export (.safetensors).
+
+    python tools/convert_checkpoint.py SRC DST.safetensors [--student] [--expect-patch 16]
+
+SRC may be (auto-detected; the format found is printed):
+
+  flsl-export   our .safetensors export (re-written unchanged)
+  flsl-train    our training state ({"teacher", "student", "meta"})
+  flsl-authors  the authors' FLSL release: {"student": {"module.backbone.*"}, "teacher": {"backbone.*"}}
+  dino / ibot   DINO / iBOT releases: a ViT state dict with cls_token and a 1+N position embedding
+                (bare, or under "teacher" / "state_dict")
+  timm          a timm ViT state dict (head.* dropped)
+
+Conversion picks the sub-dictionary (teacher unless --student), strips the prefixes, drops the
+class token, the head and the class slot of the position embedding, checks every encoder tensor
+against the architecture read from the file, and writes DST with the architecture in its metadata.
+
+Files are read without unpickling code (safetensors, or torch.load(weights_only=True) with only
+argparse.Namespace allowed). A file that needs more (for example one holding custom classes) is
+refused; --trust-pickle loads it with full unpickling, which can run code from the file: use it
+only for a file you trust, once, to produce a safe .safetensors copy.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _plain(obj):
+    """Keep tensors and plain containers / scalars only (drops optimiser classes, namespaces...)."""
+    import torch
+    if torch.is_tensor(obj) or isinstance(obj, (int, float, str, bool, type(None))):
+        return obj
+    if isinstance(obj, dict):
+        return {k: v for k, v in ((k, _plain(v)) for k, v in obj.items() if isinstance(k, str))
+                if v is not _DROP}
+    if isinstance(obj, (list, tuple)):
+        return [v for v in map(_plain, obj) if v is not _DROP]
+    return _DROP
+
+
+_DROP = object()
+
+
+def _trusted_copy(src: Path, folder: Path) -> Path:
+    """Unpickle ``src`` fully (the user vouched for it) and save its tensors under the same name."""
+    import torch
+    raw = torch.load(src, map_location="cpu", weights_only=False)
+    dst = folder / src.name  # same name: format detection looks at it (e.g. 'ibot', 'flsl')
+    torch.save(_plain(raw), dst)
+    return dst
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("src", help="checkpoint to convert (.pth / .pt / .safetensors)")
+    p.add_argument("dst", help="output .safetensors file")
+    p.add_argument("--student", action="store_true", help="take the student where the file has both")
+    p.add_argument("--expect-patch", type=int, default=None, help="refuse a different patch size")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="fully unpickle SRC (runs code from the file: trusted files only)")
+    args = p.parse_args(argv)
+    from pretrain.checkpoint import CheckpointError, export_encoder, load_pretrained_encoder
+
+    if not str(args.dst).endswith(".safetensors"):
+        print("error: DST must end with .safetensors", file=sys.stderr)
+        return 2
+    src = Path(args.src)
+    which = "student" if args.student else "teacher"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.trust_pickle and src.suffix != ".safetensors":
+                if not src.is_file():
+                    raise CheckpointError(f"checkpoint not found: {src}")
+                try:
+                    src = _trusted_copy(src, Path(tmp))
+                except Exception as err:  # noqa: BLE001 - reported with the file name
+                    raise CheckpointError(f"{args.src}: cannot be read ({err})") from None
+            model, loaded = load_pretrained_encoder(src, expect_patch_size=args.expect_patch, which=which)
+    except CheckpointError as err:
+        print(f"error: {str(err).replace(str(src), str(args.src))}", file=sys.stderr)
+        return 2
+    export_encoder(model, args.dst)
+    extra = []
+    if loaded.cls_token is not None:
+        extra.append("class token")
+    if loaded.pos_embed_with_cls is not None:
+        extra.append("class slot of the position embedding")
+    extra += list(loaded.dropped)
+    print(f"detected format: {loaded.format}")
+    print(f"converted {which if loaded.format in ('flsl-train', 'flsl-authors') else 'encoder'} "
+          f"{loaded.spec.arch} {dict(loaded.spec.kwargs) or ''} (patch {loaded.patch_size}, "
+          f"{len(loaded.state_dict)} tensors) to {args.dst}")
+    print("dropped: " + (", ".join(extra) if extra else "nothing"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
