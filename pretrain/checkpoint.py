@@ -99,7 +99,8 @@ def export_encoder(model: torch.nn.Module, path: str | os.PathLike) -> None:
     The file loads through timm with strict key matching::
 
         spec = EncoderSpec.from_json(safetensors_metadata(path)["flsl_spec"])
-        timm.create_model(spec.arch, pretrained=True, pretrained_cfg_overlay=dict(file=path),
+        timm.create_model(spec.arch, pretrained=True,
+                          pretrained_cfg_overlay=dict(file=path, custom_load=False),
                           **spec.timm_kwargs())
     """
     from safetensors.torch import save_file
@@ -153,8 +154,12 @@ def infer_spec(state: dict, source: str = "checkpoint") -> EncoderSpec:
     grid = int(round(n ** 0.5))
     if width not in _NAME_BY_WIDTH:
         raise CheckpointError(f"{source}: unsupported ViT width {width} (known: {sorted(_NAME_BY_WIDTH)})")
+    import timm
     arch = f"vit_{_NAME_BY_WIDTH[width]}_patch{patch}_224"
     kwargs = {}
+    if not timm.is_model(arch):  # e.g. no tiny/8 in timm: same family, patch size overridden
+        arch = f"vit_{_NAME_BY_WIDTH[width]}_patch16_224"
+        kwargs["patch_size"] = patch
     if depth != 12 and not (width == 1024 and depth == 24):
         kwargs["depth"] = depth
     if grid * patch != 224:

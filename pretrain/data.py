@@ -26,6 +26,15 @@ class DataError(RuntimeError):
     def __init__(self, message: str):  # one string argument: survives DataLoader worker re-raise
         super().__init__(message)
 
+    def __str__(self) -> str:
+        # Re-raised from a DataLoader worker, the message carries the worker's traceback: keep
+        # only our own last line, which names the file.
+        msg = super().__str__()
+        if "Original Traceback" in msg:
+            last = [line for line in msg.strip().splitlines() if line.strip()][-1]
+            msg = last.split("DataError: ", 1)[-1]
+        return msg
+
 
 def scan_images(root: str | os.PathLike) -> list[Path]:
     """All image files below ``root`` (recursive, sorted, extension-filtered)."""

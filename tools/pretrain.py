@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*torch.jit.interface.*")
     from mmengine.config import Config, DictAction
 
     from pretrain.checkpoint import CheckpointError

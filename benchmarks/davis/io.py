@@ -1,0 +1,218 @@
+"""Reading and writing the official DAVIS 2017 layout.
+
+::
+
+    ROOT/JPEGImages/480p/<seq>/00000.jpg ...      frames
+    ROOT/Annotations/480p/<seq>/00000.png ...     indexed (palette) PNGs: 0 background,
+                                                  1..K object ids, 255 void
+    ROOT/ImageSets/2017/<split>.txt               one sequence name per line
+    OUT/<seq>/00000.png ...                       predictions, same format as the annotations
+
+Every problem with the files raises :class:`DavisError` with a one-line message that names the
+file (or the split line) at fault.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGES = Path("JPEGImages/480p")
+ANNOTATIONS = Path("Annotations/480p")
+IMAGESETS = Path("ImageSets/2017")
+VOID = 255
+
+
+class DavisError(ValueError):
+    """Bad DAVIS input; the message names the file."""
+
+
+# ------------------------------------------------------------------------------------ palette
+def default_palette() -> np.ndarray:
+    """The 256-colour palette DAVIS annotations use (the PASCAL VOC bit-interleaved one).
+
+    Returns ``[768]`` uint8 (R, G, B per index): index 1 is dark red, 2 dark green, ...
+    """
+    idx = np.arange(256)
+    pal = np.zeros((256, 3), dtype=np.int64)
+    for bit in range(8):  # bit ``bit`` of channel c comes from bit 3*(bit)+c of the index
+        for c in range(3):
+            pal[:, c] |= ((idx >> (3 * bit + c)) & 1) << (7 - bit)
+    return pal.astype(np.uint8).reshape(-1)
+
+
+def read_palette(path: str | Path) -> np.ndarray:
+    """Palette of an indexed PNG as ``[768]`` uint8 (padded with the default palette)."""
+    with Image.open(path) as im:
+        pal = im.getpalette() or []
+    out = default_palette()
+    pal = np.asarray(pal[:768], dtype=np.uint8)
+    out[:pal.size] = pal
+    return out
+
+
+def write_index_png(path: str | Path, mask: np.ndarray, palette: np.ndarray | None = None) -> None:
+    """Write ``mask`` ``[H, W]`` (ids 0..255) as an indexed PNG with ``palette`` ``[768]``."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise DavisError(f"{path}: a label map must be 2-D, got shape {mask.shape}")
+    im = Image.fromarray(mask.astype(np.uint8), mode="P")
+    im.putpalette((default_palette() if palette is None else palette).tolist())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, format="PNG")
+
+
+def read_index_png(path: str | Path, what: str = "annotation", allow_grey: bool = False) -> np.ndarray:
+    """Label map ``[H, W]`` uint8 of an indexed PNG.
+
+    ``allow_grey`` also accepts single-channel 8-bit PNGs (mode ``L``) holding the ids, which
+    the official tool reads the same way; RGB and other modes are refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DavisError(f"{path}: {what} not found")
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            if mode == "P" or (allow_grey and mode == "L"):
+                return np.array(im, dtype=np.uint8)
+    except (OSError, SyntaxError) as err:
+        raise DavisError(f"{path}: unreadable {what} ({err})") from None
+    allowed = "P (palette)" + (" or L (grey ids)" if allow_grey else "")
+    raise DavisError(f"{path}: {what} is not an indexed palette PNG (mode {mode}, expected "
+                     f"{allowed})")
+
+
+def image_size(path: str | Path, what: str = "frame") -> tuple[int, int]:
+    """``(height, width)`` from the file header (no decoding)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise DavisError(f"{path}: {what} not found") from None
+    except (OSError, SyntaxError) as err:
+        raise DavisError(f"{path}: unreadable {what} ({err})") from None
+    return h, w
+
+
+# ------------------------------------------------------------------------------------ layout
+def read_split(root: str | Path, split: str = "val") -> list[str]:
+    """Sequence names listed in ``ROOT/ImageSets/2017/<split>.txt`` (order kept, blanks skipped)."""
+    path = Path(root) / IMAGESETS / f"{split}.txt"
+    if not path.is_file():
+        raise DavisError(f"{path}: split file not found (is --davis-root the DAVIS 2017 folder?)")
+    names = []
+    for line in path.read_text().splitlines():
+        name = line.strip()
+        if name and name not in names:
+            names.append(name)
+    if not names:
+        raise DavisError(f"{path}: split file lists no sequence")
+    return names
+
+
+@dataclasses.dataclass
+class Sequence:
+    """Files of one sequence. ``frames`` and ``annotations`` are sorted by frame name;
+    ``names`` are the frame stems (``00000`` ...); ``size`` is ``(height, width)``."""
+
+    name: str
+    frames: list[Path]
+    annotations: list[Path]
+    size: tuple[int, int]
+
+    @property
+    def names(self) -> list[str]:
+        return [p.stem for p in self.frames]
+
+
+def _listing(folder: Path, suffix: str) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == suffix and p.is_file())
+
+
+def _check_contiguous(paths: list[Path], folder: Path, suffix: str, what: str) -> None:
+    stems = [p.stem for p in paths]
+    if not all(s.isdigit() for s in stems):
+        return
+    nums = sorted(int(s) for s in stems)
+    width = len(stems[0])
+    missing = sorted(set(range(nums[0], nums[-1] + 1)) - set(nums))
+    if missing:
+        raise DavisError(f"{folder / (str(missing[0]).zfill(width) + suffix)}: {what} missing "
+                         f"(the sequence has {stems[0]}{suffix} .. {stems[-1]}{suffix})")
+
+
+def sequence_files(root: str | Path, seq: str, need_frames: bool = True,
+                   split_file: str = "the split") -> Sequence:
+    """List and cross-check the files of one sequence.
+
+    Checks: the folders exist and are not empty; frame numbers have no gap; every annotation
+    has its frame; the first annotation is the first frame's; every annotation has the size of
+    its frame and every frame the size of the first one. With ``need_frames=False`` (scoring
+    only) the frames folder may be absent and the frames list is the annotations'.
+    """
+    root = Path(root)
+    fdir, adir = root / IMAGES / seq, root / ANNOTATIONS / seq
+    if not adir.is_dir():
+        raise DavisError(f"{adir}: annotation folder of sequence {seq!r} (listed in {split_file}) "
+                         "not found")
+    anns = _listing(adir, ".png")
+    if not anns:
+        raise DavisError(f"{adir}: no annotation PNG for sequence {seq!r}")
+    if not fdir.is_dir():
+        if need_frames:
+            raise DavisError(f"{fdir}: frame folder of sequence {seq!r} (listed in {split_file}) "
+                             "not found")
+        _check_contiguous(anns, adir, ".png", "annotation")
+        return Sequence(seq, [fdir / (p.stem + ".jpg") for p in anns], anns,
+                        image_size(anns[0], "annotation"))
+    frames = _listing(fdir, ".jpg")
+    if not frames:
+        raise DavisError(f"{fdir}: no JPEG frame for sequence {seq!r}")
+    _check_contiguous(frames, fdir, ".jpg", "frame")
+    by_stem = {p.stem: p for p in frames}
+    for a in anns:
+        if a.stem not in by_stem:
+            raise DavisError(f"{fdir / (a.stem + '.jpg')}: frame missing (annotation {a} exists)")
+    if anns[0].stem != frames[0].stem:
+        raise DavisError(f"{adir / (frames[0].stem + '.png')}: annotation of the first frame "
+                         f"missing (first annotation is {anns[0].name})")
+    size = image_size(frames[0], "frame")
+    for f in frames[1:]:
+        s = image_size(f, "frame")
+        if s != size:
+            raise DavisError(f"{f}: frame is {s[1]}x{s[0]} (WxH), the first frame "
+                             f"{frames[0].name} is {size[1]}x{size[0]}")
+    for a in anns:
+        s = image_size(a, "annotation")
+        if s != size:
+            raise DavisError(f"{a}: annotation is {s[1]}x{s[0]} (WxH) but its frame "
+                             f"{by_stem[a.stem].name} is {size[1]}x{size[0]}")
+    if not need_frames:  # scoring reads the annotated frames only
+        frames = [by_stem[a.stem] for a in anns]
+    return Sequence(seq, frames, anns, size)
+
+
+def read_annotations(seq: Sequence) -> np.ndarray:
+    """All annotations of a sequence as ``[T, H, W]`` uint8 (ids, 255 void)."""
+    out = np.empty((len(seq.annotations), *seq.size), dtype=np.uint8)
+    for i, p in enumerate(seq.annotations):
+        m = read_index_png(p, "annotation")
+        if m.shape != seq.size:
+            raise DavisError(f"{p}: annotation is {m.shape[1]}x{m.shape[0]} (WxH), expected "
+                             f"{seq.size[1]}x{seq.size[0]}")
+        out[i] = m
+    return out
+
+
+def n_objects(first_annotation: np.ndarray) -> int:
+    """Objects of a sequence: ids 1..(largest id of the first annotation, void excluded)."""
+    ids = first_annotation[first_annotation != VOID]
+    return int(ids.max()) if ids.size else 0
+
+
+__all__ = ["DavisError", "IMAGES", "ANNOTATIONS", "IMAGESETS", "VOID", "default_palette",
+           "read_palette", "write_index_png", "read_index_png", "image_size", "read_split",
+           "Sequence", "sequence_files", "read_annotations", "n_objects"]

@@ -1,0 +1,165 @@
+"""Config preparation and MMEngine runs behind ``tools/train.py`` and ``tools/test.py``.
+
+* The framework (MMDetection or MMSegmentation) is chosen from the config's ``default_scope``.
+* ``data_root``: when ``--cfg-options data_root=NEW`` (or any override) changes it, every dataset
+  and evaluator path of the config that starts with the old root is moved under the new one, so
+  one variable points a config at a data set.
+* Checkpoints written by MMEngine are read with ``torch.load(weights_only=True)`` plus the few
+  classes MMEngine stores (:mod:`benchmarks.mm_checkpoint`), never with full unpickling.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from .data_check import DataError, check_config_data
+from .mm_checkpoint import allow_mmengine_checkpoints
+
+FRAMEWORKS = ("mmdet", "mmseg")
+DATA_KEYS = ("train_dataloader", "val_dataloader", "test_dataloader", "val_evaluator",
+             "test_evaluator")
+
+
+class ConfigError(RuntimeError):
+    """An unusable config or command line; the message names the file or key."""
+
+
+def reroot(value, old: str, new: str):
+    """Return ``value`` (nested dicts / lists / strings) with every string path equal to or
+    under ``old`` moved under ``new``."""
+    o, n = old.rstrip("/"), new.rstrip("/")
+    if isinstance(value, str):
+        return n + value[len(o):] if value == o or value.startswith(o + "/") else value
+    if isinstance(value, dict):
+        return type(value)({k: reroot(v, old, new) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return type(value)(reroot(v, old, new) for v in value)
+    return value
+
+
+def load_config(path: str | os.PathLike, cfg_options: dict | None = None):
+    """Read an MMEngine config, apply ``cfg_options`` and a ``data_root`` change (see module doc)."""
+    from mmengine.config import Config, ConfigDict
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config not found: {path}")
+    try:
+        cfg = Config.fromfile(str(path))
+    except (SyntaxError, KeyError, ImportError, NameError, TypeError) as err:
+        raise ConfigError(f"{path}: cannot be read: {type(err).__name__}: {err}") from None
+    old_root = cfg.get("data_root")
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    new_root = cfg.get("data_root")
+    if old_root and new_root and str(new_root) != str(old_root):
+        for key in DATA_KEYS:
+            if cfg.get(key) is not None:
+                value = reroot(cfg[key].to_dict() if hasattr(cfg[key], "to_dict") else cfg[key],
+                               str(old_root), str(new_root))
+                cfg[key] = ConfigDict(value) if isinstance(value, dict) else value
+    scope = cfg.get("default_scope")
+    if scope not in FRAMEWORKS:
+        raise ConfigError(f"{path}: default_scope must be one of {FRAMEWORKS}, found {scope!r}")
+    return cfg
+
+
+def init_framework(scope: str) -> None:
+    """Register every module of MMDetection or MMSegmentation and our backbone."""
+    try:
+        importlib.import_module(f"{scope}.utils").register_all_modules(init_default_scope=False)
+    except ImportError as err:
+        raise ConfigError(f"{scope} is not installed ({err}); run tools/setup_env.sh") from None
+    importlib.import_module("benchmarks.backbone")
+
+
+def _common(cfg, config_path: str, work_dir: str | None, launcher: str) -> None:
+    cfg.launcher = launcher
+    cfg.work_dir = work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(config_path).stem)
+    if launcher != "none" and not torch.cuda.is_available():
+        cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"  # nccl needs GPUs
+
+
+def prepare_train(cfg, config_path: str, work_dir: str | None = None, launcher: str = "none",
+                  amp: bool = False, resume: str | None = None, check_data: bool = True) -> None:
+    """Mutate ``cfg`` for training: work dir, launcher, AMP, resume; check its data up front."""
+    _common(cfg, config_path, work_dir, launcher)
+    if amp:
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = "AmpOptimWrapper"
+            cfg.optim_wrapper.loss_scale = "dynamic"
+        else:
+            logging.getLogger(__name__).warning("--amp ignored: fp16 training needs a CUDA device")
+    if resume == "auto":
+        cfg.resume, cfg.load_from = True, None
+    elif resume:
+        if not Path(resume).is_file():
+            raise ConfigError(f"checkpoint to resume from not found: {resume}")
+        cfg.resume, cfg.load_from = True, resume
+    _check_backbone_checkpoint(cfg)
+    if check_data:
+        loaders = ["train_dataloader"] + (["val_dataloader"] if cfg.get("val_cfg") else [])
+        check_config_data(cfg, loaders, ["val_evaluator"] if cfg.get("val_cfg") else [])
+
+
+def prepare_test(cfg, config_path: str, checkpoint: str, work_dir: str | None = None,
+                 launcher: str = "none", check_data: bool = True) -> None:
+    """Mutate ``cfg`` for testing ``checkpoint`` (a file written by our runner)."""
+    _common(cfg, config_path, work_dir, launcher)
+    if not Path(checkpoint).is_file():
+        raise ConfigError(f"checkpoint not found: {checkpoint}")
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    # the trained weights replace the backbone's: do not read its pretraining file
+    if cfg.model.get("backbone", {}).get("init_cfg"):
+        cfg.model.backbone.init_cfg = None
+    if check_data:
+        check_config_data(cfg, ["test_dataloader"], ["test_evaluator"])
+
+
+def _check_backbone_checkpoint(cfg) -> None:
+    init = (cfg.model.get("backbone") or {}).get("init_cfg") or {}
+    ckpt = init.get("checkpoint") if isinstance(init, dict) else None
+    if ckpt and not Path(ckpt).is_file():
+        raise ConfigError(f"backbone checkpoint not found: {ckpt} (set it with --cfg-options "
+                          "model.backbone.init_cfg.checkpoint=PATH)")
+
+
+def build_runner(cfg):
+    init_framework(cfg.default_scope)
+    allow_mmengine_checkpoints()
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
+
+
+def summarize(metrics: dict) -> list[str]:
+    """Human-readable lines for COCO bbox / segm AP (MMDetection reports fractions) and mIoU
+    (MMSegmentation reports percent)."""
+    lines = []
+    for task in ("bbox", "segm"):
+        key = f"coco/{task}_mAP"
+        if key in metrics:
+            ap = [100 * float(metrics.get(f"{key}{s}", float("nan"))) for s in ("", "_50", "_75")]
+            lines.append(f"{task} AP {ap[0]:.1f}  AP50 {ap[1]:.1f}  AP75 {ap[2]:.1f}")
+    if "mIoU" in metrics:
+        lines.append(f"mIoU {float(metrics['mIoU']):.2f}  aAcc {float(metrics.get('aAcc', float('nan'))):.2f}")
+    return lines
+
+
+def write_metrics(metrics: dict, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean = {k: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v)
+             for k, v in metrics.items()}
+    path.write_text(json.dumps(clean, indent=2, sort_keys=True, default=str))
+
+
+USER_ERRORS = (ConfigError, DataError)
+
+__all__ = ["ConfigError", "reroot", "load_config", "init_framework", "prepare_train", "prepare_test",
+           "build_runner", "summarize", "write_metrics", "USER_ERRORS"]

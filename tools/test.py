@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""Evaluate a trained dense-prediction checkpoint: COCO bbox / segm AP (pycocotools through
+MMDetection's CocoMetric) or mIoU (MMSegmentation's IoUMetric), from the config's default_scope.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options data_root=DIR ...]
+
+CHECKPOINT is a file written by tools/train.py (MMEngine). It is read with
+torch.load(weights_only=True) plus an allow-list of the classes MMEngine stores
+(benchmarks/mm_checkpoint.py); files needing anything else are refused. The metrics are printed
+and written to WORK_DIR/test_metrics.json. Multi-GPU: tools/dist_test.sh CONFIG CHECKPOINT GPUS.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="config file")
+    p.add_argument("checkpoint", help="checkpoint written by tools/train.py")
+    p.add_argument("--work-dir", help="where logs and test_metrics.json go")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                   help="override config keys, e.g. data_root=DIR")
+    p.add_argument("--no-data-check", action="store_true", help="skip the up-front data checks")
+    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    p.add_argument("--local-rank", "--local_rank", type=int, default=0)
+    args = p.parse_args(argv)
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from benchmarks.runner import (USER_ERRORS, build_runner, load_config, prepare_test, summarize,
+                                   write_metrics)
+    from pretrain.checkpoint import CheckpointError
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        prepare_test(cfg, args.config, args.checkpoint, args.work_dir, args.launcher,
+                     check_data=not args.no_data_check)
+        runner = build_runner(cfg)
+        metrics = runner.test()
+    except (*USER_ERRORS, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except pickle.UnpicklingError as err:  # a checkpoint holding classes outside the allow-list
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"error: {cfg.get('load_from') or 'checkpoint'}: refused by torch.load(weights_only=True): "
+              f"{first}", file=sys.stderr)
+        return 2
+    from mmengine.dist import is_main_process
+    if is_main_process():
+        for line in summarize(metrics):
+            print(line)
+        write_metrics(metrics, Path(cfg.work_dir) / "test_metrics.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
