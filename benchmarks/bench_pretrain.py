@@ -1,0 +1,193 @@
+#!/usr/bin/env python
+"""Time one full FLSL training step (teacher + student forward on all views, loss, backward,
+AdamW, EMA) for ViT-S/16 on CPU, side by side with a plain reference step written the
+straightforward way (a Python loop over views, boolean-mask token selection, unfused
+attention, per-view losses), from the same weights and batch.
+
+Prints both step times, their ratio, both loss values, and the step's achieved GFLOP/s
+(FLOPs counted by torch's FlopCounterMode) against this machine's fp32 matmul GFLOP/s.
+
+    python benchmarks/bench_pretrain.py [--batch 4] [--steps 3] [--arch vit_small_patch16_224]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pretrain.encoder import EncoderSpec  # noqa: E402
+from pretrain.loss import FLSLLoss  # noqa: E402
+from pretrain.model import FLSLNet  # noqa: E402
+from pretrain.trainer import clip_per_parameter, ema_update, param_groups  # noqa: E402
+from pretrain.views import token_sampling_mask  # noqa: E402
+
+
+def make_batch(b: int, n_local: int, g: torch.Generator):
+    glob = torch.randn(b, 3, 224, 224, generator=g)
+    return {
+        "teacher": torch.randn(b, 3, 224, 224, generator=g),
+        "global": glob,
+        "locals": torch.randn(b, n_local, 3, 96, 96, generator=g),
+        "global_mask": torch.stack([token_sampling_mask(14, 3, generator=g) for _ in range(b)]),
+        "local_mask": torch.stack([torch.stack([token_sampling_mask(6, 2, generator=g) for _ in range(n_local)])
+                                   for _ in range(b)]),
+    }
+
+
+class Setup:
+    def __init__(self, arch: str, k: int, seed: int = 0):
+        torch.manual_seed(seed)
+        spec = EncoderSpec.make(arch)
+        self.student = FLSLNet(spec, 0.0, k)
+        self.teacher = FLSLNet(spec, 0.0, k)
+        self.teacher.load_state_dict(self.student.state_dict())
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        c = self.student.backbone.embed_dim
+        self.beta_sa, self.beta_ca = 0.1 / c ** 0.5, 0.2 / c ** 0.5
+        self.criterion = FLSLLoss(0.1, [0.04], (0.03, 1.0, 5.0))
+
+
+# ----------------------------------------------------------------------------- project step
+def fast_step(s: Setup, opt, batch) -> torch.Tensor:
+    gi = batch["global_mask"].nonzero()[:, 1].view(batch["global"].shape[0], -1)
+    li = batch["local_mask"].flatten(0, 1).nonzero()[:, 1].view(*batch["local_mask"].shape[:2], -1)
+    x_g, x_l, tokens, modes, s_logits = s.student(batch["global"], batch["locals"], gi, li, s.beta_sa)
+    t_logits = s.teacher.teacher_targets(batch["teacher"], x_g, x_l, s.beta_ca)
+    loss, _ = s.criterion(tokens, modes, s_logits, t_logits, 0)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    clip_per_parameter([p for p in s.student.parameters() if p.requires_grad], 3.0)
+    opt.step()
+    ema_update(s.teacher, s.student, 0.996)
+    return loss.detach()
+
+
+# ----------------------------------------------------------------------------- plain reference
+def plain_attention_forward(attn, x):
+    b, n, c = x.shape
+    qkv = attn.qkv(x).reshape(b, n, 3, attn.num_heads, c // attn.num_heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    a = (q @ k.transpose(-2, -1)) * attn.scale
+    a = a.softmax(dim=-1)
+    out = (a @ v).transpose(1, 2).reshape(b, n, c)
+    return attn.proj(attn.norm(out))
+
+
+def plain_encode(vit, x):
+    x = vit.patch_embed(x)
+    x = vit._pos_embed(x)
+    for blk in vit.blocks:
+        x = x + blk.ls1(plain_attention_forward(blk.attn, blk.norm1(x)))
+        x = x + blk.ls2(blk.mlp(blk.norm2(x)))
+    return vit.norm(x)
+
+
+def plain_shift(x, keys, beta):
+    w = torch.softmax(beta * x @ keys.transpose(-1, -2), dim=-1)
+    return w @ keys
+
+
+def reference_step(s: Setup, opt, batch) -> torch.Tensor:
+    b, n_local = batch["locals"].shape[:2]
+    with torch.no_grad():
+        t = plain_encode(s.teacher.backbone, batch["teacher"])
+    views = [(batch["global"], batch["global_mask"])] + [
+        (batch["locals"][:, v], batch["local_mask"][:, v]) for v in range(n_local)]
+    xs, ms, us = [], [], []
+    for img, mask in views:                       # one view at a time
+        z = plain_encode(s.student.backbone, img)
+        x = z[mask].view(b, -1, z.shape[-1])       # boolean indexing
+        xs.append(x.reshape(-1, x.shape[-1]))
+        ms.append(plain_shift(x, z, s.beta_sa).reshape(-1, x.shape[-1]))
+        with torch.no_grad():
+            us.append(plain_shift(x.detach(), t, s.beta_ca).reshape(-1, x.shape[-1]))
+    tokens, modes = torch.cat(xs), torch.cat(ms)
+    s_logits = s.student.head(modes)
+    with torch.no_grad():
+        t_logits = s.teacher.head(torch.cat(us))
+    ms_loss = 2 - 2 * F.cosine_similarity(tokens, modes, dim=-1).mean()
+    q = torch.softmax(t_logits / 0.04, dim=-1)
+    logp = torch.log_softmax(s_logits / 0.1, dim=-1)
+    km = -(q * logp).sum(-1).mean()
+    p_bar = logp.exp().mean(0)
+    vmr = (p_bar * p_bar.log()).sum() + torch.log(torch.tensor(float(p_bar.numel())))
+    loss = 0.03 * ms_loss + km + 5.0 * vmr
+    opt.zero_grad()
+    loss.backward()
+    for p in s.student.parameters():               # per-parameter clipping, one tensor at a time
+        if p.grad is not None:
+            n = p.grad.norm()
+            if n > 3.0:
+                p.grad.mul_(3.0 / (n + 1e-6))
+    opt.step()
+    with torch.no_grad():
+        for pt, ps in zip(s.teacher.parameters(), s.student.parameters()):
+            if ps.requires_grad:
+                pt.mul_(0.996).add_((1 - 0.996) * ps)
+    return loss.detach()
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def count_flops(fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def time_steps(step, setup, batch, steps):
+    opt = torch.optim.AdamW(param_groups(setup.student), lr=1e-4, foreach=(step is fast_step))
+    first = step(setup, opt, batch)  # warm-up (also the compared loss value)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(setup, opt, batch)
+    return (time.perf_counter() - t0) / steps, float(first)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", default="vit_small_patch16_224")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--out-dim", type=int, default=4096)
+    args = p.parse_args(argv)
+    g = torch.Generator().manual_seed(0)
+    batch = make_batch(args.batch, 2, g)
+    print(f"{args.arch}, batch {args.batch} (1 teacher + 1 global 224 px + 2 local 96 px views each), "
+          f"K={args.out_dim}, {torch.get_num_threads()} threads, fp32 CPU")
+    fast_setup, ref_setup = Setup(args.arch, args.out_dim), Setup(args.arch, args.out_dim)
+    t_fast, loss_fast = time_steps(fast_step, fast_setup, batch, args.steps)
+    t_ref, loss_ref = time_steps(reference_step, ref_setup, batch, args.steps)
+    flops_setup = Setup(args.arch, args.out_dim)
+    flops = count_flops(lambda: fast_step(flops_setup, torch.optim.AdamW(flops_setup.student.parameters()), batch))
+    peak = matmul_gflops()
+    print(f"{'':22s}{'step s':>10s}{'loss (1st step)':>18s}")
+    print(f"{'project step':22s}{t_fast:10.3f}{loss_fast:18.6f}")
+    print(f"{'plain reference':22s}{t_ref:10.3f}{loss_ref:18.6f}")
+    print(f"time ratio project/reference: {t_fast / t_ref:.3f}x  (speed-up {t_ref / t_fast:.2f}x)")
+    print(f"loss difference: {abs(loss_fast - loss_ref):.2e}")
+    print(f"step FLOPs: {flops / 1e9:.1f} GFLOP -> project {flops / t_fast / 1e9:.1f} GFLOP/s, "
+          f"reference {flops / t_ref / 1e9:.1f} GFLOP/s")
+    print(f"fp32 matmul 2048^3 on this machine: {peak:.1f} GFLOP/s -> project step at "
+          f"{100 * flops / t_fast / 1e9 / peak:.0f}% of matmul throughput")
+
+
+if __name__ == "__main__":
+    main()

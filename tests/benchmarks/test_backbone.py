@@ -1,0 +1,240 @@
+"""benchmarks/backbone.py: the one FLSL ViT backbone of MMDetection and MMSegmentation."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from torch import nn
+
+from benchmarks.backbone import FLSLViT
+from pretrain.checkpoint import CheckpointError
+from tests.benchmarks.conftest import TINY8, TINY16, write_format
+
+
+def tiny_backbone(patch=16, adapter="multiscale", **kw):
+    enc = dict(TINY16 if patch == 16 else TINY8)
+    enc.update(kw.pop("encoder_kwargs", {}))
+    return FLSLViT("vit_tiny_patch16_224", out_indices=kw.pop("out_indices", (0, 1, 2, 3)),
+                   adapter=adapter, encoder_kwargs=enc, **kw)
+
+
+# ---------------------------------------------------------------- plain reference computations
+def plain_block(blk, x):
+    """One pre-norm transformer block written out: softmax(q k^T / sqrt(d)) v, then the MLP."""
+    b, n, c = x.shape
+    heads = blk.attn.num_heads
+    y = F.layer_norm(x, (c,), blk.norm1.weight, blk.norm1.bias, blk.norm1.eps)
+    qkv = (y @ blk.attn.qkv.weight.T + blk.attn.qkv.bias).reshape(b, n, 3, heads, c // heads)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)
+    attn = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c // heads), dim=-1)
+    y = (attn @ v).transpose(1, 2).reshape(b, n, c)
+    x = x + y @ blk.attn.proj.weight.T + blk.attn.proj.bias
+    y = F.layer_norm(x, (c,), blk.norm2.weight, blk.norm2.bias, blk.norm2.eps)
+    y = F.gelu(y @ blk.mlp.fc1.weight.T + blk.mlp.fc1.bias)
+    return x + y @ blk.mlp.fc2.weight.T + blk.mlp.fc2.bias
+
+
+def plain_block_outputs(enc, images, indices):
+    """Patch embedding as a strided convolution, bicubic positions, plain blocks: ``[B, N, C]``."""
+    p = enc.patch_embed.proj.weight.shape[-1]
+    t = F.conv2d(images, enc.patch_embed.proj.weight, enc.patch_embed.proj.bias, stride=p)
+    b, c, h, w = t.shape
+    gh, gw = enc.patch_embed.grid_size
+    pos = enc.pos_embed.detach().reshape(1, gh, gw, c).permute(0, 3, 1, 2)
+    if (h, w) != (gh, gw):
+        pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False)
+    x = t.flatten(2).transpose(1, 2) + pos.flatten(2).transpose(1, 2)
+    outs = {}
+    for i, blk in enumerate(enc.blocks):
+        x = plain_block(blk, x)
+        outs[i] = x
+    return [outs[i] for i in indices], (h, w)
+
+
+# ---------------------------------------------------------------- shapes
+@pytest.mark.parametrize("patch,size", [(16, (100, 150)), (16, (96, 160)), (8, (100, 150)), (8, (64, 96))])
+def test_output_strides_and_channels(patch, size):
+    model = tiny_backbone(patch).eval()
+    h, w = size
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, h, w))
+    gh, gw = math.ceil(h / patch), math.ceil(w / patch)  # right/bottom padding to the patch grid
+    assert model.strides == (4, 8, 16, 32)
+    scale = [patch / s for s in (4, 8, 16, 32)]           # up (>1) or down (<1) from the grid
+    expected = [(int(gh * f), int(gw * f)) if f >= 1 else (gh // round(1 / f), gw // round(1 / f))
+                for f in scale]
+    assert [tuple(o.shape) for o in outs] == [(2, 192, eh, ew) for eh, ew in expected]
+
+
+def test_single_scale_layout_keeps_patch_stride():
+    model = tiny_backbone(16, adapter="single_scale").eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 96, 160))
+    assert model.strides == (16,) * 4
+    assert [tuple(o.shape) for o in outs] == [(1, 192, 6, 10)] * 4
+
+
+# ---------------------------------------------------------------- equality with the encoder
+@pytest.mark.parametrize("size", [(64, 64), (96, 128)])
+def test_block_outputs_equal_pretraining_encoder(tiny16, tiny16_ckpt, size):
+    model = tiny_backbone(16, adapter="single_scale", out_indices=(0, 2, 1, 3)).eval()
+    model.load_pretrained(str(tiny16_ckpt))
+    images = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        maps = model(images)
+        ref, (h, w) = plain_block_outputs(tiny16, images, (0, 2, 1, 3))
+    for m, r in zip(maps, ref):
+        assert m.shape == (2, 192, h, w)
+        for (row, col) in [(0, 0), (h - 1, w - 1), (h // 2, w - 1), (1, 2)]:
+            torch.testing.assert_close(m[:, :, row, col], r[:, row * w + col], rtol=1e-4, atol=1e-4)
+
+
+def test_adapter_levels_match_plain_ops(tiny16_ckpt):
+    model = tiny_backbone(16).eval()
+    model.load_pretrained(str(tiny16_ckpt))
+    images = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        outs = model(images)
+        single = FLSLViT("vit_tiny_patch16_224", out_indices=(0, 1, 2, 3), adapter="single_scale",
+                         encoder_kwargs=TINY16)
+        single.load_pretrained(str(tiny16_ckpt))
+        maps = single.eval()(images)
+    deconv = model.adapter.levels[1]
+    x = maps[1]
+    # transposed 2x2/2 convolution: out[2r+i, 2c+j] = sum_ci x[ci, r, c] W[ci, co, i, j] + b
+    up = torch.einsum("bkrc,koij->boricj", x, deconv.weight).reshape(1, 192, 2 * x.shape[2], 2 * x.shape[3])
+    torch.testing.assert_close(outs[1], up + deconv.bias[None, :, None, None], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(outs[2], maps[2], rtol=0, atol=0)
+    m = maps[3]
+    pooled = m.reshape(1, 192, m.shape[2] // 2, 2, m.shape[3] // 2, 2).amax(dim=(3, 5))
+    torch.testing.assert_close(outs[3], pooled, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- loading
+def test_loading_changes_the_weights_and_logs_what_is_not_loaded(tiny16, tiny16_ckpt, capsys):
+    model = tiny_backbone(16, init_cfg=dict(type="Pretrained", checkpoint=str(tiny16_ckpt)))
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    adapter_before = {k: v.clone() for k, v in model.adapter.state_dict().items()}
+    model.init_weights()
+    after = model.encoder.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(changed) >= len(before) - 2  # everything but possibly untouched zero-init tensors
+    for k, v in tiny16.state_dict().items():
+        torch.testing.assert_close(after[k], v, rtol=0, atol=0)
+    for k, v in model.adapter.state_dict().items():
+        torch.testing.assert_close(v, adapter_before[k], rtol=0, atol=0)
+    log = capsys.readouterr().out
+    assert f"loaded all {len(before)} encoder tensors" in log and "adapter" in log and "neck and heads" in log
+
+
+@pytest.mark.parametrize("fmt", ["flsl-authors", "dino", "timm"])
+def test_foreign_formats_load_directly(fmt, tiny16, tmp_path, capsys):
+    path = write_format(fmt, tiny16, tmp_path)
+    model = tiny_backbone(16, init_cfg=dict(type="Pretrained", checkpoint=str(path)))
+    model.init_weights()
+    for k, v in tiny16.state_dict().items():
+        torch.testing.assert_close(model.encoder.state_dict()[k], v, rtol=0, atol=0)
+    assert "cls_token" in capsys.readouterr().out  # reported as ignored
+
+
+def test_wrong_patch_size_is_refused(tiny16_ckpt):
+    model = tiny_backbone(8)
+    with pytest.raises(CheckpointError, match=r"patch size 16 in the checkpoint.*patch size 8"):
+        model.load_pretrained(str(tiny16_ckpt))
+
+
+def test_head_count_mismatch_is_refused(tiny16_ckpt):
+    # same qkv shapes (192 x 576) but split into 4 heads instead of the checkpoint's 3
+    model = tiny_backbone(16, encoder_kwargs=dict(num_heads=4))
+    before = model.encoder.blocks[0].attn.qkv.weight.clone()
+    with pytest.raises(CheckpointError, match="3 attention heads, the backbone 4"):
+        model.load_pretrained(str(tiny16_ckpt))
+    assert torch.equal(model.encoder.blocks[0].attn.qkv.weight, before)
+
+
+def test_deeper_backbone_lists_missing_blocks(tiny16_ckpt):
+    model = tiny_backbone(16, encoder_kwargs=dict(depth=6))
+    with pytest.raises(CheckpointError) as err:
+        model.load_pretrained(str(tiny16_ckpt))
+    msg = str(err.value)
+    assert str(tiny16_ckpt) in msg and "missing keys" in msg and "blocks.4." in msg and "blocks.5." in msg
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    model = tiny_backbone(16, init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "nope.safetensors")))
+    with pytest.raises(CheckpointError, match="checkpoint not found: .*nope.safetensors"):
+        model.init_weights()
+
+
+def test_position_embedding_resampled_to_the_backbone_grid(tiny16, tiny16_ckpt, capsys):
+    model = FLSLViT("vit_tiny_patch16_224", out_indices=(0, 1, 2, 3), encoder_kwargs=dict(depth=4))
+    model.load_pretrained(str(tiny16_ckpt))  # checkpoint grid 4x4, backbone grid 14x14
+    assert "resampled (bicubic) from a 4x4 to a 14x14 grid" in capsys.readouterr().out
+    src = tiny16.pos_embed.detach().reshape(1, 4, 4, 192).permute(0, 3, 1, 2)
+    ref = F.interpolate(src, size=(14, 14), mode="bicubic", align_corners=False)
+    torch.testing.assert_close(model.encoder.pos_embed.detach(), ref.flatten(2).transpose(1, 2),
+                               rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- training behaviour
+def test_frozen_stages_and_unused_parameters():
+    model = tiny_backbone(16, frozen_stages=2, out_indices=(0, 1, 1, 2)).train()
+    enc = model.encoder
+    assert not enc.pos_embed.requires_grad
+    assert not any(p.requires_grad for p in enc.patch_embed.parameters())
+    assert not any(p.requires_grad for b in enc.blocks[:2] for p in b.parameters())
+    assert all(p.requires_grad for p in enc.blocks[2].parameters())
+    assert not any(p.requires_grad for p in enc.blocks[3].parameters())  # after the last index
+    assert not any(p.requires_grad for p in enc.norm.parameters())
+    assert not enc.blocks[0].training and enc.blocks[2].training
+    out = model(torch.randn(2, 3, 64, 64))
+    sum(o.float().mean() for o in out).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_trainable_position_embedding_by_default():
+    assert tiny_backbone(16).encoder.pos_embed.requires_grad
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="out_indices"):
+        tiny_backbone(16, out_indices=(0, 1, 2, 9))
+    with pytest.raises(ValueError, match="adapter"):
+        tiny_backbone(16, adapter="fancy")
+    with pytest.raises(ValueError, match="init_cfg"):
+        tiny_backbone(16, init_cfg=dict(type="Kaiming"))
+
+
+def test_adapter_norm_is_batchnorm_without_distributed_job():
+    model = tiny_backbone(16)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) == 1 and type(norms[0]) is nn.BatchNorm2d
+    assert isinstance(tiny_backbone(16, norm="SyncBN").adapter.levels[0][1], nn.SyncBatchNorm)
+
+
+def test_drop_path_rate_reaches_the_blocks():
+    model = tiny_backbone(16, drop_path_rate=0.3)
+    rates = [b.drop_path1.drop_prob for b in model.encoder.blocks]
+    assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("schedule,decay", [("adamw_1x.py", 0.05), ("adamw_poly_40k.py", 0.01)])
+def test_no_weight_decay_on_positions_norms_and_biases(repo_root, schedule, decay):
+    from mmengine.optim import build_optim_wrapper
+    cfg = Config.fromfile(str(repo_root / "configs" / "_base_" / "schedules" / schedule))
+    model = tiny_backbone(16)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    wd = {id(p): g["weight_decay"] for g in wrapper.optimizer.param_groups for p in g["params"]}
+    norm_params = {id(p) for m in model.modules()
+                   if isinstance(m, (nn.LayerNorm, nn.modules.batchnorm._BatchNorm)) for p in m.parameters()}
+    checked = 0
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = name.endswith(".bias") or name.endswith("pos_embed") or id(p) in norm_params
+        assert wd[id(p)] == (0.0 if no_decay else decay), name
+        checked += 1
+    assert checked > 40
