@@ -73,6 +73,27 @@ def sequence_frames(root: str | os.PathLike, seq: str) -> np.ndarray:
     return np.array(sorted(frames), dtype=np.int64)
 
 
+def _numbers_ok(line: str) -> bool:
+    """Whether numpy's parser reads ``line`` as finite numbers (the slow, per-line check)."""
+    try:
+        return bool(np.isfinite(np.loadtxt([line], delimiter=",", comments=None,
+                                           dtype=np.float64)).all())
+    except ValueError:
+        return False
+
+
+def _bad_field(line: str) -> str:
+    """Which field of an unreadable line is the problem, in words."""
+    for col, value in enumerate(line.split(",")):
+        try:
+            ok = np.isfinite(float(value)) and "_" not in value
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"column {col + 1} is not a finite number ({value.strip()!r})"
+    return "not a line of finite numbers"
+
+
 def _line_error(path: Path, lineno: int, what: str) -> UAVDTError:
     return UAVDTError(f"{path}:{lineno}: {what}")
 
@@ -110,14 +131,8 @@ def parse_gt_file(path: str | os.PathLike, frames: np.ndarray, check_category: b
         rows = None
     if rows is None or not np.isfinite(rows).all():
         for k, line in enumerate(lines):
-            for col, value in enumerate(line.split(",")):
-                try:
-                    ok = np.isfinite(float(value))
-                except ValueError:
-                    ok = False
-                if not ok:
-                    raise _line_error(path, linenos[k], f"column {col + 1} is not a finite "
-                                      f"number: {value.strip()!r}")
+            if not _numbers_ok(line):
+                raise _line_error(path, linenos[k], f"{_bad_field(line)}: {line.strip()}")
         raise UAVDTError(f"{path}: cannot be parsed as comma-separated numbers")
     checks = [
         (rows[:, FRAME] != np.round(rows[:, FRAME]), "frame index is not an integer"),
@@ -129,12 +144,13 @@ def parse_gt_file(path: str | os.PathLike, frames: np.ndarray, check_category: b
     if check_category:
         checks.append((~np.isin(rows[:, CATEGORY], list(CATEGORIES)),
                        f"unknown object_category (expected one of {sorted(CATEGORIES)})"))
-    for failed, what in checks:
-        bad = np.flatnonzero(failed)
-        if bad.size:
-            k = bad[0]
-            values = ",".join(f.strip() for f in lines[k].split(","))
-            raise _line_error(path, linenos[k], f"{what}: {values}")
+    failed = np.stack([c for c, _ in checks])  # [n_checks, N]
+    bad_lines = np.flatnonzero(failed.any(axis=0))
+    if bad_lines.size:  # report the first bad line, with the first check it fails
+        k = bad_lines[0]
+        what = checks[int(np.argmax(failed[:, k]))][1]
+        values = ",".join(f.strip() for f in lines[k].split(","))
+        raise _line_error(path, linenos[k], f"{what}: {values}")
     return rows
 
 

@@ -29,6 +29,17 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
 fi
 log() { echo "[setup_env] $*" >&2; }
 
+# One set-up at a time (tests and tools may start several at once): wait for the lock, then
+# re-check, since the holder may have finished the job.
+exec 9>"$ROOT/.venv.lock"
+if ! flock -n 9; then
+  log "another set-up is running; waiting for it"
+  flock 9
+fi
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
+  exit 0
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   "$PY" -m venv "$VENV"

@@ -157,6 +157,7 @@ BAD_LINES = [
     ("gt_whole", "1,5,10,10,20,12,1,1,1,7", "found 10"),
     ("gt_whole", "1,5,10,ten,20,12,1,1,1", "column 4 is not a finite number"),
     ("gt_whole", "1,5,10,10,nan,12,1,1,1", "column 5 is not a finite number"),
+    ("gt_whole", "1,5,10,1_0,20,12,1,1,1", "column 4 is not a finite number"),
     ("gt_whole", "1,5,10,10,-20,12,1,1,1", "width and height must be > 0"),
     ("gt_whole", "1,5,10,10,20,0,1,1,1", "width and height must be > 0"),
     ("gt_whole", "5,5,10,10,20,12,1,1,1", "frame index not among the sequence's 4 images"),
@@ -181,6 +182,14 @@ def test_malformed_line_names_file_and_line(fresh_tree, kind, line, message):
     msg = str(info.value)
     assert msg.startswith(f"{path}:{lineno}: ") and message in msg
     assert "\n" not in msg
+
+
+def test_the_first_bad_line_is_reported_whatever_its_fault(fresh_tree):
+    path = fresh_tree.root / uavdt.GT_DIR / "M0101_gt_whole.txt"
+    _insert_line(path, 4, "1,5,10,10,-20,12,1,1,1")   # size: checked before the category
+    _insert_line(path, 2, "1,6,10,10,20,12,1,1,5")    # category, on an earlier line
+    with pytest.raises(uavdt.UAVDTError, match=r"M0101_gt_whole.txt:2: unknown object_category"):
+        uavdt.convert(fresh_tree.root, ["M0101"])
 
 
 def test_ignore_category_column_is_not_interpreted(fresh_tree):

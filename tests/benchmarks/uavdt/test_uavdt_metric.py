@@ -95,11 +95,19 @@ def test_detection_in_ignore_region_is_not_a_false_positive(gt):
         assert counted[k] < clean[k]
 
 
-def _plain_ap(gt_boxes, dets, thr):
+def _ioa(det, region):
+    """Intersection over the detection's area (COCO's overlap with a crowd region)."""
+    ix = max(0.0, min(det[0] + det[2], region[0] + region[2]) - max(det[0], region[0]))
+    iy = max(0.0, min(det[1] + det[3], region[1] + region[3]) - max(det[1], region[1]))
+    return ix * iy / (det[2] * det[3])
+
+
+def _plain_ap(gt_boxes, regions, dets, thr):
     """101-point interpolated AP of one class (the COCO definition), written out plainly.
 
-    ``gt_boxes[img]``: list of (x, y, w, h); ``dets``: list of (img, (x, y, w, h), score).
-    Greedy matching in score order, each det to the unmatched ground truth of highest IoU >= thr.
+    ``gt_boxes[img]``: list of (x, y, w, h); ``regions[img]``: ignore regions; ``dets``: list of
+    (img, (x, y, w, h), score). Greedy matching in score order, each det to the unmatched ground
+    truth of highest IoU >= thr; an unmatched det covered >= thr by an ignore region is dropped.
     """
     n_gt = sum(len(v) for v in gt_boxes.values())
     if n_gt == 0:
@@ -114,6 +122,8 @@ def _plain_ap(gt_boxes, dets, thr):
                 best, best_iou = j, iou
         if best >= 0:
             used[img][best] = True
+        elif any(_ioa(box, r) >= thr for r in regions.get(img, [])):
+            continue
         tp.append(best >= 0)
     tp = np.array(tp, dtype=float)
     ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
@@ -132,10 +142,13 @@ def test_ap_at_iou_07_matches_a_plain_computation(gt):
     ann_file, coco = gt
     rng = np.random.default_rng(0)
     gt_boxes = {c: {} for c in (1, 2, 3)}
+    regions = {}
     dets = {c: [] for c in (1, 2, 3)}
     per_image = {}
     for a in coco["annotations"]:
         if a["iscrowd"]:
+            if a["category_id"] == 1:
+                regions.setdefault(a["image_id"], []).append(a["bbox"])
             continue
         x, y, w, h = a["bbox"]
         c, img = a["category_id"], a["image_id"]
@@ -151,7 +164,7 @@ def test_ap_at_iou_07_matches_a_plain_computation(gt):
         per_image.setdefault(img, []).append((*box, score, c))
     got = _evaluate(ann_file, coco["images"], per_image)
     for thr, key in ((0.7, "bbox_mAP_70"), (0.5, "bbox_mAP_50")):
-        per_class = {c: _plain_ap(gt_boxes[c], dets[c], thr) for c in (1, 2, 3)}
+        per_class = {c: _plain_ap(gt_boxes[c], regions, dets[c], thr) for c in (1, 2, 3)}
         present = [v for v in per_class.values() if v is not None]
         assert got[f"coco/{key}"] == pytest.approx(np.mean(present), abs=6e-4)
         if thr == 0.7:

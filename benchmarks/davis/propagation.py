@@ -1,0 +1,241 @@
+"""Label propagation between video frames (DINO's protocol, computed on local windows).
+
+Frame ``t`` takes its labels from a context of the first frame and the ``n_last_frames`` most
+recent frames (their soft labels). Each target patch looks at the patches of every context frame
+within a square window of Chebyshev radius ``neighborhood`` patches, with affinity
+``exp(cos / temperature)``; the ``topk`` largest affinities over all context frames together
+are kept (every value equal to the k-th is kept too, as ``aff < kth -> 0`` does), renormalised
+to sum 1, and average the context labels.
+
+The window of every patch is gathered from small matrix products instead of the dense
+``N x N`` affinity of each context frame with a dense mask: the grid is cut along its longer
+axis into tiles of a few columns; a tile's queries need only the keys of the columns within the
+radius, so each context frame costs one batched matmul ``[tiles, Qt, C] x [tiles, C, K]`` over
+an overlapping (stride) view of the padded feature map, no copy. The index tables are built once
+per grid size and radius (:func:`neighbourhood`). The top-k, renormalisation and label averaging
+then work on the few kept entries only (sparse ``index_add``).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclasses.dataclass(frozen=True)
+class PropagationParams:
+    """Protocol parameters (DINO's defaults). ``neighborhood`` is a Chebyshev radius in patches,
+    0 meaning no restriction; ``n_last_frames`` 0 uses the first frame only."""
+
+    n_last_frames: int = 7
+    neighborhood: int = 12
+    topk: int = 5
+    temperature: float = 0.1
+
+    def __post_init__(self):
+        if self.n_last_frames < 0 or self.neighborhood < 0:
+            raise ValueError("n_last_frames and neighborhood must be >= 0")
+        if self.topk < 1:
+            raise ValueError("topk must be >= 1")
+        if not self.temperature > 0:
+            raise ValueError("temperature must be > 0")
+
+
+class Neighbourhood:
+    """Index tables of the square windows of an ``h x w`` patch grid, in tiled layout.
+
+    Tiles run along the longer axis ``A`` (length ``LA``), ``tw`` positions each, covering the
+    whole other axis ``B`` (``LB``): ``Qt = tw * LB`` queries and ``K = (tw + 2 rA) * LB`` keys
+    per tile (``rA`` the radius along A, the feature map zero-padded by ``rA`` on both ends).
+
+    * ``index``  ``[T, Qt, W]``: window entries as indices into a tile's keys, ``K`` for entries
+      outside the grid (a -inf slot of the similarity buffer, see :meth:`scratch`)
+    * ``valid``  ``[T, Qt, W]``: the entry is inside the grid (and the query is a real patch)
+    * ``key_ids`` ``[T * Qt, W]``: global patch index ``i * w + j`` of each entry (clipped)
+    * ``query_ids`` ``[T * Qt]``: global patch index of each query, -1 for tile padding
+
+    Window entries are ordered by (row offset, column offset), i.e. by global key index.
+    """
+
+    def __init__(self, h: int, w: int, radius: int, queries_per_tile: int = 128,
+                 device: str | torch.device = "cpu"):
+        self.h, self.w, self.n = h, w, h * w
+        r = radius if radius > 0 else max(h, w)
+        ri, rj = min(r, h - 1), min(r, w - 1)
+        self.cols = w >= h  # tile along the longer axis
+        la, lb = (w, h) if self.cols else (h, w)
+        ra = rj if self.cols else ri
+        tw = max(1, min(la, round(queries_per_tile / lb)))
+        n_tiles = -(-la // tw)
+        self.la, self.lb, self.ra, self.tw, self.n_tiles = la, lb, ra, tw, n_tiles
+        self.qt, self.k = tw * lb, (tw + 2 * ra) * lb
+
+        di, dj = np.meshgrid(np.arange(-ri, ri + 1), np.arange(-rj, rj + 1), indexing="ij")
+        di, dj = di.reshape(-1), dj.reshape(-1)                  # [W], (di, dj) lexicographic
+        da, db = (dj, di) if self.cols else (di, dj)
+        al = np.repeat(np.arange(tw), lb)                         # [Qt] position in tile along A
+        b = np.tile(np.arange(lb), tw)                            # [Qt] position along B
+        a = np.arange(n_tiles)[:, None] * tw + al[None]           # [T, Qt]
+        ak = a[..., None] + da                                    # [T, Qt, W]
+        bk = b[:, None] + db                                      # [Qt, W]
+        valid = (a[..., None] < la) & (ak >= 0) & (ak < la) & ((bk >= 0) & (bk < lb))[None]
+        local = (al[:, None] + ra + da) * lb + np.clip(bk, 0, lb - 1)
+        ak, bkc = np.clip(ak, 0, la - 1), np.clip(bk, 0, lb - 1)[None]
+        ik, jk = (bkc, ak) if self.cols else (ak, bkc)
+        ai = np.broadcast_to(a, (n_tiles, self.qt))
+        bi = np.broadcast_to(b[None], (n_tiles, self.qt))
+        iq, jq = (bi, ai) if self.cols else (ai, bi)
+        qid = np.where(ai < la, iq * w + jq, -1)
+
+        dev = torch.device(device)
+        self.window = di.size
+        # gather index into a tile's similarities [K + 1]; slot K holds -inf (outside the window)
+        self.index = torch.from_numpy(np.where(valid, local[None], self.k)).to(dev)
+        self.valid = torch.from_numpy(np.ascontiguousarray(valid)).to(dev)
+        self._scratch = None
+        self.key_ids = torch.from_numpy((ik * w + jk).reshape(-1, di.size)).to(dev)
+        self.query_ids = torch.from_numpy(qid.reshape(-1)).to(dev)
+
+    def scratch(self, like: torch.Tensor) -> torch.Tensor:
+        """Reused ``[T, Qt, K + 1]`` buffer whose last column is -inf."""
+        buf = self._scratch
+        if buf is None or buf.dtype != like.dtype or buf.device != like.device:
+            buf = like.new_empty(self.n_tiles, self.qt, self.k + 1)
+            buf[:, :, self.k] = float("-inf")
+            self._scratch = buf
+        return buf
+
+    def _grid(self, feats: torch.Tensor) -> torch.Tensor:
+        g = feats.reshape(self.h, self.w, -1)
+        return g.transpose(0, 1) if self.cols else g              # [LA, LB, C]
+
+    def queries(self, feats: torch.Tensor) -> torch.Tensor:
+        """Target features ``[N, C]`` -> ``[T, Qt, C]`` (tile padding zero)."""
+        c = feats.shape[-1]
+        buf = feats.new_zeros(self.n_tiles * self.tw, self.lb, c)
+        buf[:self.la] = self._grid(feats)
+        return buf.reshape(self.n_tiles, self.qt, c)
+
+    def keys(self, feats: torch.Tensor) -> torch.Tensor:
+        """Context features ``[N, C]`` -> overlapping view ``[T, K, C]`` of the padded map."""
+        c = feats.shape[-1]
+        buf = feats.new_zeros(self.n_tiles * self.tw + 2 * self.ra, self.lb, c)
+        buf[self.ra:self.ra + self.la] = self._grid(feats)
+        return buf.as_strided((self.n_tiles, self.k, c), (self.tw * self.lb * c, c, 1))
+
+
+@functools.lru_cache(maxsize=8)
+def neighbourhood(h: int, w: int, radius: int, device: str = "cpu") -> Neighbourhood:
+    """The :class:`Neighbourhood` of a grid, built once per (grid, radius, device)."""
+    return Neighbourhood(h, w, radius, device=device)
+
+
+def sparse_affinity(nb: Neighbourhood, queries: torch.Tensor, context_keys: list[torch.Tensor],
+                    topk: int, temperature: float):
+    """Kept, renormalised affinities of one target frame.
+
+    ``queries`` ``[T, Qt, C]`` and ``context_keys`` (``M`` views ``[T, K, C]``) hold
+    L2-normalised features. Returns ``(target, source, weight)``: 1-D tensors over the kept
+    entries, ``target`` a patch index of the target frame, ``source = m * N + patch`` into the
+    stacked context labels, ``weight`` summing to 1 per target patch.
+
+    ``exp(s / temperature)`` is monotone, so the per-frame top ``k + 1`` is taken on the
+    cosines and only those few values are exponentiated; a frame whose ``(k+1)``-th value still
+    reaches the threshold (ties) is rescanned in full, so the kept set is exactly
+    ``{aff >= k-th largest}``.
+    """
+    m_ctx, n_tiles, qt, win = len(context_keys), nb.n_tiles, nb.qt, nb.window
+    nq = n_tiles * qt
+    sims = queries.new_empty(m_ctx, n_tiles, qt, win)
+    full = nb.scratch(queries)                                     # [T, Qt, K + 1], last = -inf
+    for m, keys in enumerate(context_keys):
+        torch.bmm(queries, keys.transpose(1, 2), out=full[:, :, :nb.k])   # cosines
+        torch.gather(full, 2, nb.index, out=sims[m])               # outside the window: -inf
+    sims = sims.view(m_ctx, nq, win)
+
+    # k-th largest over all context frames = k-th largest of the per-frame top-k lists
+    kc = min(topk, win)
+    top_s, top_i = torch.topk(sims, min(topk + 1, win), dim=2)
+    top_a = torch.exp(top_s / temperature)
+    cand = top_a[:, :, :kc].permute(1, 0, 2).reshape(nq, m_ctx * kc)
+    kth = torch.topk(cand, min(topk, m_ctx * kc), dim=1).values[:, -1]      # [NQ]
+    keep = top_a[:, :, :kc] >= kth[None, :, None]
+    overflow = None
+    if top_a.shape[2] > kc:  # frame rows whose (k+1)-th value ties the threshold
+        overflow = top_a[:, :, kc] >= kth[None, :]
+        keep &= ~overflow[..., None]
+    m_i, q_i, j_i = keep.nonzero(as_tuple=True)
+    w_i, v_i = top_i[m_i, q_i, j_i], top_a[m_i, q_i, j_i]
+    if overflow is not None and bool(overflow.any()):
+        om, oq = overflow.nonzero(as_tuple=True)
+        rows = torch.exp(sims[om, oq] / temperature)
+        r_i, w2 = (rows >= kth[oq][:, None]).nonzero(as_tuple=True)
+        m_i, q_i = torch.cat([m_i, om[r_i]]), torch.cat([q_i, oq[r_i]])
+        w_i, v_i = torch.cat([w_i, w2]), torch.cat([v_i, rows[r_i, w2]])
+    real = nb.query_ids[q_i] >= 0
+    m_i, q_i, w_i, v_i = m_i[real], q_i[real], w_i[real], v_i[real]
+    denom = torch.zeros(nq, dtype=v_i.dtype, device=v_i.device).index_add_(0, q_i, v_i)
+    return nb.query_ids[q_i], m_i * nb.n + nb.key_ids[q_i, w_i], v_i / denom[q_i]
+
+
+class Propagator:
+    """Propagates the first frame's labels through a video, one target frame at a time.
+
+    ``first_features`` ``[N, C]`` (any scale; normalised here) and ``first_labels`` ``[N, L]``
+    (one-hot) for an ``h x w`` grid; :meth:`step` takes the next frame's features ``[N, C]`` and
+    returns its soft labels ``[N, L]`` (before argmax), which also enter the context queue.
+    """
+
+    def __init__(self, params: PropagationParams, grid: tuple[int, int],
+                 first_features: torch.Tensor, first_labels: torch.Tensor):
+        self.params = params
+        dev = first_features.device
+        self.nb = neighbourhood(int(grid[0]), int(grid[1]), int(params.neighborhood), str(dev))
+        if first_features.shape[0] != self.nb.n or first_labels.shape[0] != self.nb.n:
+            raise ValueError(f"features {tuple(first_features.shape)} / labels "
+                             f"{tuple(first_labels.shape)} do not match the {grid} grid")
+        f0 = F.normalize(first_features.float(), dim=1, p=2)
+        self.first = (self.nb.keys(f0), first_labels.float().to(dev))
+        self.queue = collections.deque(maxlen=max(params.n_last_frames, 1))
+
+    def step(self, features: torch.Tensor) -> torch.Tensor:
+        f = F.normalize(features.float(), dim=1, p=2)
+        context = [self.first] + (list(self.queue) if self.params.n_last_frames else [])
+        tgt, src, wts = sparse_affinity(self.nb, self.nb.queries(f), [c[0] for c in context],
+                                        self.params.topk, self.params.temperature)
+        labels = torch.stack([c[1] for c in context]).reshape(-1, self.first[1].shape[1])
+        out = torch.zeros_like(self.first[1]).index_add_(0, tgt, labels[src] * wts[:, None])
+        if self.params.n_last_frames:
+            self.queue.append((self.nb.keys(f), out))
+        return out
+
+
+def soft_to_masks(soft: torch.Tensor, patch: int, size: tuple[int, int]) -> np.ndarray:
+    """Soft label maps ``[B, L, h, w]`` -> label maps ``[B, H0, W0]`` uint8 of the original
+    frame size ``(H0, W0)``.
+
+    Bilinear upsampling by the patch size, per-channel min-max normalisation of channels whose
+    max is > 0, argmax over channels, nearest-neighbour resize (Pillow) to the frame size.
+    """
+    from PIL import Image
+    up = F.interpolate(soft, scale_factor=patch, mode="bilinear", align_corners=False,
+                       recompute_scale_factor=False)
+    mx = up.amax(dim=(2, 3), keepdim=True)
+    mn = up.amin(dim=(2, 3), keepdim=True)
+    up = torch.where(mx > 0, (up - mn) / (mx - mn), up)
+    seg = torch.max(up, dim=1).indices.to(torch.uint8).cpu().numpy()
+    h0, w0 = size
+    return np.stack([np.asarray(Image.fromarray(s).resize((w0, h0), Image.NEAREST)) for s in seg])
+
+
+def one_hot_labels(small: np.ndarray) -> torch.Tensor:
+    """Label map at feature resolution ``[h, w]`` -> one-hot ``[h * w, max + 1]`` float32."""
+    t = torch.from_numpy(np.array(small, dtype=np.int64)).reshape(-1)
+    return F.one_hot(t, int(t.max()) + 1).float()
+
+
+__all__ = ["PropagationParams", "Neighbourhood", "neighbourhood", "sparse_affinity", "Propagator",
+           "soft_to_masks", "one_hot_labels"]

@@ -1,0 +1,18 @@
+"""Reproducing the paper's tables: which runs make each row, running them through the suite's
+own tools, collecting their metrics and writing the tables next to the paper's numbers.
+
+``references``  the paper's numbers (``benchmarks/data/paper_tables.json``) with their sources
+``registry``    the recipe of every row: pretraining config, downstream config, checkpoint
+``plan``        the exact commands of a table (tools/pretrain.sh, dist_train.sh, dist_test.sh,
+                davis_propagate.py; SLURM for pretraining) and which of them are already done
+``collect``     metrics read back from work dirs (test_metrics.json, MMEngine json logs,
+                DAVIS results), in percent under the tables' metric keys
+``writer``      Markdown and CSV in the paper's layout, ours / paper / difference; leaderboard
+``execute``     runs a plan's pending commands in order
+
+``tools/reproduce.py`` is the command line over these modules.
+"""
+
+from .errors import ReproduceError
+
+__all__ = ["ReproduceError"]

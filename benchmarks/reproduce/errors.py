@@ -1,0 +1,6 @@
+"""The one exception of the reproduction tools."""
+
+
+class ReproduceError(RuntimeError):
+    """A problem with a table name, a reference file, a result file or a command line; the
+    one-line message names the file, key or argument at fault."""

@@ -1,0 +1,216 @@
+"""The exact commands that produce a table, in order, and which of them are already done.
+
+Work-root layout (``--work-root``, default ``work_dirs/reproduce``)::
+
+    WORK/pretrain/<pretraining name>/        tools/pretrain.sh work dir; backbone.safetensors at the end
+    WORK/<table>/<row>/                      tools/dist_train.sh work dir (MMEngine checkpoints, logs)
+    WORK/<table>/<row>/test/test_metrics.json   tools/dist_test.sh of the final checkpoint
+    WORK/<table>/<row>/davis/                DAVIS predictions + davis_results.json (DAVIS rows)
+
+A step is done when its output file exists; a step that was interrupted is simply run again and
+resumes by itself (pretraining from ``latest.pth``, MMEngine training with ``--resume``, DAVIS by
+recomputing). All commands run from the repository root.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from pathlib import Path
+
+from .errors import ReproduceError
+from .registry import DENSE, Recipe, Table
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: documented data locations under the data root (docs/reproduce.md); the configs' defaults
+DATA_LAYOUT = {
+    "imagenet": "imagenet/train",
+    "coco": "coco/",
+    "uavdt": "uavdt/",
+    "ade20k": "ade/ADEChallengeData2016/",
+    "davis": "davis/",
+}
+DEFAULT_DATA_ROOT = "data"
+
+
+@dataclasses.dataclass
+class Step:
+    """One command. ``output`` exists once the step is done; ``inputs`` must exist before it runs."""
+
+    kind: str                  # "pretrain" | "train" | "test" | "davis"
+    label: str                 # what it makes, e.g. "coco/flsl_vits16: Mask R-CNN fine-tuning"
+    argv: list
+    output: Path
+    env: dict = dataclasses.field(default_factory=dict)
+    inputs: tuple = ()
+
+    @property
+    def done(self) -> bool:
+        return _abs(self.output).is_file()
+
+    def shell(self) -> str:
+        """The command as one shell line (environment assignments first)."""
+        env = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in self.env.items())
+        return (env + " " if env else "") + shlex.join(str(a) for a in self.argv)
+
+
+@dataclasses.dataclass
+class Options:
+    """Everything a plan depends on besides the table."""
+
+    work_root: Path = Path("work_dirs/reproduce")
+    gpus: int = 8
+    data_roots: dict = dataclasses.field(default_factory=dict)   # key of DATA_LAYOUT -> path
+    checkpoints: dict = dataclasses.field(default_factory=dict)  # row id or "*" -> backbone file
+    slurm_partition: str | None = None
+    python: str = ".venv/bin/python"
+    rows: tuple = ()           # restrict to these row ids (all when empty)
+
+
+def _abs(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else REPO / p
+
+
+def display_path(path: str | os.PathLike, cwd: Path | None = None) -> Path:
+    """``path`` (relative to ``cwd``, default the current directory) as a path relative to the
+    repository root when it lies inside it, absolute otherwise: commands run from the root."""
+    p = Path(path)
+    if not p.is_absolute():
+        p = (cwd or Path.cwd()) / p
+    p = Path(os.path.normpath(p))
+    try:
+        return p.relative_to(REPO)
+    except ValueError:
+        return p
+
+
+def data_roots(specs: list[str] | None, cwd: Path | None = None) -> dict:
+    """Resolve ``--data-root`` values: ``DIR`` (the parent of every data set, laid out as in
+    :data:`DATA_LAYOUT`) and/or ``KEY=PATH`` (one data set). Default parent: ``data``."""
+    parent, explicit = DEFAULT_DATA_ROOT, {}
+    for spec in specs or []:
+        key, sep, value = spec.partition("=")
+        if sep and key in DATA_LAYOUT:
+            explicit[key] = value
+        elif sep:
+            raise ReproduceError(f"--data-root {spec}: unknown data set {key!r} "
+                                 f"(known: {', '.join(DATA_LAYOUT)})")
+        else:
+            parent = spec
+    out = {}
+    for key, rel in DATA_LAYOUT.items():
+        path = explicit.get(key) or str(Path(parent) / rel)
+        shown = str(display_path(path, cwd))
+        out[key] = shown + "/" if rel.endswith("/") and not shown.endswith("/") else shown
+    return out
+
+
+def checkpoint_overrides(specs: list[str] | None, cwd: Path | None = None) -> dict:
+    """Resolve ``--checkpoint`` values: ``PATH`` (every row made by our FLSL pretraining) or
+    ``ROW=PATH`` (that row, whatever its recipe)."""
+    out = {}
+    for spec in specs or []:
+        key, sep, value = spec.partition("=")
+        if sep and key and not Path(spec).exists():
+            out[key] = str(display_path(value, cwd))
+        else:
+            out["*"] = str(display_path(spec, cwd))
+    return out
+
+
+def final_checkpoint_name(config: str) -> str:
+    """``epoch_<max_epochs>.pth`` or ``iter_<max_iters>.pth``: the last checkpoint MMEngine writes
+    for ``config`` (read with MMEngine, without importing the config's custom modules)."""
+    from mmengine.config import Config
+    path = _abs(config)
+    if not path.is_file():
+        raise ReproduceError(f"config not found: {config}")
+    cfg = Config.fromfile(str(path), import_custom_modules=False)
+    loop = cfg.get("train_cfg") or {}
+    if "max_epochs" in loop:
+        return f"epoch_{int(loop['max_epochs'])}.pth"
+    if "max_iters" in loop:
+        return f"iter_{int(loop['max_iters'])}.pth"
+    raise ReproduceError(f"{config}: train_cfg has neither max_epochs nor max_iters")
+
+
+def backbone_of(row: str, recipe: Recipe, opts: Options) -> tuple[str, Step | None]:
+    """The backbone file a row uses and the pretraining step that makes it (None if given)."""
+    given = opts.checkpoints.get(row) or (opts.checkpoints.get("*") if recipe.pretraining else None)
+    if given:
+        return given, None
+    if recipe.release:
+        return recipe.release, None
+    p = recipe.pretraining
+    wd = Path(opts.work_root) / "pretrain" / p.name
+    out = wd / "backbone.safetensors"
+    cfg_options = [f"data.root={opts.data_roots[p.data]}", *p.options]
+    if opts.slurm_partition:
+        argv = ["tools/slurm_pretrain.sh", opts.slurm_partition, p.config, "--work-dir", str(wd),
+                "--cfg-options", *cfg_options]
+        env = {"GPUS": str(opts.gpus)}
+    else:
+        argv = ["tools/pretrain.sh", p.config, str(opts.gpus), "--work-dir", str(wd),
+                "--cfg-options", *cfg_options]
+        env = {}
+    return str(out), Step("pretrain", f"pretrain/{p.name}: FLSL pretraining ({p.config})", argv, out, env)
+
+
+def row_dir(opts: Options, table: str, row: str) -> Path:
+    return Path(opts.work_root) / table / row
+
+
+def row_steps(table: Table, row: str, opts: Options) -> tuple[list[Step], str]:
+    """Steps of one row (pretraining first when needed) and its backbone file."""
+    recipe = table.recipes[row]
+    ckpt, pre = backbone_of(row, recipe, opts)
+    steps = [pre] if pre else []
+    wd = row_dir(opts, table.name, row)
+    where = f"{table.name}/{row}"
+    gpus = str(opts.gpus)
+    if recipe.benchmark in DENSE:
+        root = opts.data_roots[recipe.benchmark]
+        final = wd / final_checkpoint_name(recipe.config)
+        steps.append(Step("train", f"{where}: fine-tuning ({recipe.config})",
+                          ["tools/dist_train.sh", recipe.config, gpus, "--work-dir", str(wd), "--amp", "--resume",
+                           "--cfg-options", f"model.backbone.init_cfg.checkpoint={ckpt}", f"data_root={root}"],
+                          final, inputs=(ckpt,)))
+        steps.append(Step("test", f"{where}: evaluation of {final.name}",
+                          ["tools/dist_test.sh", recipe.config, str(final), gpus, "--work-dir", str(wd / "test"),
+                           "--cfg-options", f"data_root={root}"],
+                          wd / "test" / "test_metrics.json", inputs=(str(final),)))
+    else:  # DAVIS label propagation: no training
+        out = wd / "davis"
+        steps.append(Step("davis", f"{where}: DAVIS 2017 label propagation + J&F",
+                          [opts.python, "tools/davis_propagate.py", "--checkpoint", ckpt,
+                           "--davis-root", opts.data_roots["davis"], "--output", str(out), "--evaluate"],
+                          out / "davis_results.json", inputs=(ckpt,)))
+    return steps, ckpt
+
+
+def plan(table: Table, opts: Options) -> list[Step]:
+    """Every step of ``table`` in order; a pretraining shared by several rows appears once."""
+    rows = list(table.recipes)
+    if opts.rows:
+        unknown = [r for r in opts.rows if r not in table.recipes]
+        if unknown:
+            raise ReproduceError(f"table {table.name!r} has no row {unknown[0]!r} (rows: {', '.join(rows)})")
+        rows = [r for r in rows if r in opts.rows]
+    unknown = [k for k in opts.checkpoints if k != "*" and k not in table.recipes]
+    if unknown:
+        raise ReproduceError(f"--checkpoint {unknown[0]}=...: table {table.name!r} has no such row "
+                             f"(rows: {', '.join(table.recipes)})")
+    steps, seen = [], set()
+    for row in rows:
+        for step in row_steps(table, row, opts)[0]:
+            key = (step.kind, str(step.output))
+            if key not in seen:
+                seen.add(key)
+                steps.append(step)
+    return steps
+
+
+__all__ = ["REPO", "DATA_LAYOUT", "DEFAULT_DATA_ROOT", "Step", "Options", "display_path", "data_roots",
+           "checkpoint_overrides", "final_checkpoint_name", "backbone_of", "row_dir", "row_steps", "plan"]
