@@ -31,18 +31,20 @@ _S56 = np.uint64(56)
 
 @dataclasses.dataclass
 class Stack:
-    """Blocks of rows of one image width packed into ``words`` (flat ``uint64``).
+    """Blocks of rows packed into ``words`` (flat ``uint64``, ``nw`` words per row).
 
-    ``starts[i]`` is the first row of block ``i``, ``heights[i]`` its number of rows,
-    ``bottom[i]`` whether its last row is the image's last row (the boundary rule differs there).
+    Block ``i`` starts at row ``starts[i]`` and has ``heights[i]`` rows; ``bottom[i]`` tells
+    whether its last row is the image's last row; ``last_col[i]`` is the bit (pixel) of the
+    image's last column within the block's rows, -1 when the block does not reach it (the
+    boundary rule differs on the last row and column).
     """
 
     words: np.ndarray
     nw: int
-    width: int
     starts: np.ndarray
     heights: np.ndarray
     bottom: np.ndarray
+    last_col: np.ndarray
 
     @property
     def n_rows(self) -> int:
@@ -51,9 +53,17 @@ class Stack:
     def like(self, words: np.ndarray) -> "Stack":
         return dataclasses.replace(self, words=words)
 
+    def row_block(self) -> np.ndarray:
+        """Block index of every row, -1 for guard rows."""
+        out = np.full(self.n_rows, -1, dtype=np.int64)
+        block = np.repeat(np.arange(len(self.starts)), self.heights)
+        first = np.repeat(np.cumsum(self.heights) - self.heights, self.heights)
+        out[self.starts[block] + np.arange(block.size) - first] = block
+        return out
+
 
 def words_per_row(width: int, radius: int) -> int:
-    """Words per packed row: the width plus at least ``2 * radius + 1`` guard bits."""
+    """Words per packed row: ``width`` pixels plus at least ``2 * radius + 1`` guard bits."""
     return -(-(width + 2 * radius + 1) // WORD)
 
 
@@ -63,19 +73,27 @@ def layout(heights: np.ndarray, guard: int) -> np.ndarray:
     return guard + np.concatenate([[0], np.cumsum(heights + guard)[:-1]]).astype(np.int64)
 
 
-def pack_blocks(blocks: list[np.ndarray], bottom, width: int, radius: int) -> Stack:
-    """Stack boolean maps ``[h_i, width]`` into one packed :class:`Stack`."""
+def pack_bytes(blocks: list[np.ndarray], bottom, last_col, radius: int) -> Stack:
+    """Stack blocks given as bit-packed rows ``[h_i, nbytes_i]`` uint8 (``np.packbits(...,
+    bitorder="little")``: pixel ``x`` is bit ``x % 8`` of byte ``x // 8``) into a :class:`Stack`.
+    Every block must be zero outside its bytes (the caller crops around the content)."""
     guard = max(int(radius), 1)
-    nw = words_per_row(width, radius)
+    widest = max((b.shape[1] for b in blocks), default=1)
+    nw = words_per_row(8 * widest, radius)
     heights = np.array([b.shape[0] for b in blocks], dtype=np.int64)
     starts = layout(heights, guard)
     n_rows = int(starts[-1] + heights[-1] + guard) if len(blocks) else guard
     buf = np.zeros((n_rows, nw * 8), dtype=np.uint8)
-    nb = -(-width // 8)
-    for s, b in zip(starts, blocks):
-        buf[s:s + b.shape[0], :nb] = np.packbits(b, axis=1, bitorder="little")
-    words = buf.view("<u8").reshape(-1)
-    return Stack(words, nw, width, starts, heights, np.asarray(bottom, dtype=bool))
+    for st, b in zip(starts, blocks):
+        buf[st:st + b.shape[0], :b.shape[1]] = b
+    return Stack(buf.view("<u8").reshape(-1), nw, starts, heights, np.asarray(bottom, dtype=bool),
+                 np.asarray(last_col, dtype=np.int64))
+
+
+def pack_blocks(blocks: list[np.ndarray], bottom, width: int, radius: int) -> Stack:
+    """Stack boolean maps ``[h_i, width]`` (whole image rows) into a :class:`Stack`."""
+    packed = [np.packbits(b, axis=1, bitorder="little") for b in blocks]
+    return pack_bytes(packed, bottom, [width - 1] * len(blocks), radius)
 
 
 def shift(a: np.ndarray, n: int) -> np.ndarray:
@@ -169,7 +187,7 @@ def boundaries(stack: Stack) -> np.ndarray:
     neighbour (outside the image counts as 0); on the image's last column only the lower
     neighbour counts, on its last row only the right one, and the bottom-right pixel never is.
     """
-    s, nw, width = stack.words, stack.nw, stack.width
+    s, nw = stack.words, stack.nw
     e = shift(s, -1)                     # right neighbour
     dn = np.zeros_like(s)
     dn[:-nw] = s[nw:]                    # lower neighbour
@@ -180,18 +198,27 @@ def boundaries(stack: Stack) -> np.ndarray:
     e ^= s
     b = e | dn | se
     rows = b.reshape(-1, nw)
-    wi, bi = divmod(width - 1, WORD)
-    bit = _ONE << np.uint64(bi)
-    rows[:, wi] = (rows[:, wi] & ~bit) | (dn.reshape(-1, nw)[:, wi] & bit)
+    row_block = stack.row_block()
+    real = row_block >= 0
+    # the image's last column: only the lower neighbour counts
+    has_col = real.copy()
+    has_col[real] = stack.last_col[row_block[real]] >= 0
+    r_idx = np.flatnonzero(has_col)
+    if r_idx.size:
+        pos = stack.last_col[row_block[r_idx]]
+        w_idx = pos // WORD
+        bit = _ONE << (pos % WORD).astype(np.uint64)
+        dn_rows = dn.reshape(-1, nw)
+        rows[r_idx, w_idx] = (rows[r_idx, w_idx] & ~bit) | (dn_rows[r_idx, w_idx] & bit)
+    # the image's last row: only the right neighbour counts; its last pixel never
     last = (stack.starts + stack.heights - 1)[stack.bottom]
     if last.size:
         rows[last] = e.reshape(-1, nw)[last]
-        rows[last, wi] &= ~bit
-    rows &= row_mask(nw, width)[None]
-    valid = np.zeros(rows.shape[0], dtype=bool)
-    for st, h in zip(stack.starts, stack.heights):
-        valid[st:st + h] = True
-    rows[~valid] = 0
+        lc = stack.last_col[stack.bottom]
+        ok = lc >= 0
+        rows[last[ok], lc[ok] // WORD] &= ~(_ONE << (lc[ok] % WORD).astype(np.uint64))
+    rows[:, -1] &= ~(_ONE << np.uint64(WORD - 1))  # the wrapped-in bit of the next row
+    rows[~real] = 0
     return b
 
 
@@ -221,5 +248,5 @@ def block_counts(a: np.ndarray, stack: Stack) -> np.ndarray:
     return np.bincount(block, weights=counts, minlength=len(stack.starts)).astype(np.int64)
 
 
-__all__ = ["Stack", "pack_blocks", "shift", "dilate_disk", "disk_staircase", "boundaries",
+__all__ = ["Stack", "pack_blocks", "pack_bytes", "shift", "dilate_disk", "disk_staircase", "boundaries",
            "popcount", "block_counts", "words_per_row", "row_mask"]

@@ -52,33 +52,37 @@ def sequence_scores(gt: np.ndarray, pred: np.ndarray, n_objects: int,
     if n_objects == 0 or n_frames == 0:
         return J, F
     radius = boundary_radius(height, width, bound_th)
-    g_blocks, p_blocks, bottom, where = [], [], [], []
-    for t in range(n_frames):
-        g_t, p_t = gt[t], pred[t]
-        for k in range(1, n_objects + 1):
-            g, p = g_t == k, p_t == k
-            rows = np.flatnonzero(g.any(axis=1) | p.any(axis=1))
-            if rows.size == 0:  # both empty: J = F = 1
-                continue
-            # a boundary pixel sits on a mask row or on the row just above one
+    ids = np.arange(1, n_objects + 1, dtype=np.uint8)[:, None, None]
+    last_byte, last_bit = divmod(width - 1, 8)
+    g_blocks, p_blocks, bottom, last_col, where = [], [], [], [], []
+    for t in range(n_frames):  # frame by frame: the K masks of a frame stay in cache
+        # every object at once, 8 pixels to a byte: [K, H, ceil(W / 8)]
+        gp = np.packbits(gt[t] == ids, axis=-1, bitorder="little")
+        pp = np.packbits(pred[t] == ids, axis=-1, bitorder="little")
+        both = gp | pp
+        rows_any, cols_any = both.any(axis=2), both.any(axis=1)
+        for k in np.flatnonzero(rows_any.any(axis=1)):                # objects present
+            rows, cols = np.flatnonzero(rows_any[k]), np.flatnonzero(cols_any[k])
+            # a boundary pixel sits on the mask or just above / left of it
             y0, y1 = max(int(rows[0]) - 1, 0), int(rows[-1]) + 1
-            g_blocks.append(g[y0:y1])
-            p_blocks.append(p[y0:y1])
+            c0, c1 = max(int(cols[0]) - 1, 0), int(cols[-1]) + 1
+            g_blocks.append(gp[k, y0:y1, c0:c1])
+            p_blocks.append(pp[k, y0:y1, c0:c1])
             bottom.append(y1 == height)
-            where.append((k - 1, t))
-    if not where:
+            last_col.append(8 * (last_byte - c0) + last_bit if c1 > last_byte else -1)
+            where.append((k, t))
+    if not where:  # every object absent from both masks in every frame
         return J, F
     ks, ts = np.array(where).T
-    gs = bitmaps.pack_blocks(g_blocks, bottom, width, radius)
-    ps = bitmaps.pack_blocks(p_blocks, bottom, width, radius)
+    gs = bitmaps.pack_bytes(g_blocks, bottom, last_col, radius)
+    ps = bitmaps.pack_bytes(p_blocks, bottom, last_col, radius)
 
     inter = bitmaps.block_counts(gs.words & ps.words, gs)
     union = bitmaps.block_counts(gs.words | ps.words, gs)
     J[ks, ts] = inter / union
 
     gb, pb = bitmaps.boundaries(gs), bitmaps.boundaries(ps)
-    both = gs.like(np.concatenate([gb, pb]))  # dilate both in one pass
-    dil = bitmaps.dilate_disk(both, radius)
+    dil = bitmaps.dilate_disk(gs.like(np.concatenate([gb, pb])), radius)  # both in one pass
     g_dil, p_dil = dil[:gb.size], dil[gb.size:]
     n_gt = bitmaps.block_counts(gb, gs)
     n_fg = bitmaps.block_counts(pb, gs)

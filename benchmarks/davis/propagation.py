@@ -10,10 +10,11 @@ to sum 1, and average the context labels.
 The window of every patch is gathered from small matrix products instead of the dense
 ``N x N`` affinity of each context frame with a dense mask: the grid is cut along its longer
 axis into tiles of a few columns; a tile's queries need only the keys of the columns within the
-radius, so each context frame costs one batched matmul ``[tiles, Qt, C] x [tiles, C, K]`` over
-an overlapping (stride) view of the padded feature map, no copy. The index tables are built once
-per grid size and radius (:func:`neighbourhood`). The top-k, renormalisation and label averaging
-then work on the few kept entries only (sparse ``index_add``).
+radius, a contiguous slice of the padded feature map, so each (tile, context frame) costs one
+``[Qt, C] x [C, K]`` matmul written straight into a reused buffer. The index tables are built
+once per grid size and radius (:func:`neighbourhood`). The top-k runs once over all context
+frames together on the cosines; renormalisation and label averaging then work on the few kept
+entries only (sparse ``index_add``).
 """
 from __future__ import annotations
 
@@ -48,19 +49,21 @@ class Neighbourhood:
     """Index tables of the square windows of an ``h x w`` patch grid, in tiled layout.
 
     Tiles run along the longer axis ``A`` (length ``LA``), ``tw`` positions each, covering the
-    whole other axis ``B`` (``LB``): ``Qt = tw * LB`` queries and ``K = (tw + 2 rA) * LB`` keys
-    per tile (``rA`` the radius along A, the feature map zero-padded by ``rA`` on both ends).
+    whole other axis ``B`` (``LB``): ``Qt = tw * LB`` queries per tile. A context frame is stored
+    zero-padded by ``rA`` (the radius along A) on both ends of A, A-major (:meth:`keys`); the keys
+    a tile needs are then one contiguous row range of it, ``K = (tw + 2 rA) * LB`` rows, clipped
+    to the real positions at the ends of the grid (:attr:`tiles`).
 
-    * ``index``  ``[T, Qt, W]``: window entries as indices into a tile's keys, ``K`` for entries
-      outside the grid (a -inf slot of the similarity buffer, see :meth:`scratch`)
-    * ``valid``  ``[T, Qt, W]``: the entry is inside the grid (and the query is a real patch)
+    * ``index``  ``[T, Qt, W]``: window entries as indices into a tile's ``K`` keys, ``K`` for
+      entries outside the grid (a -inf slot of the similarity buffer, see :meth:`scratch`)
     * ``key_ids`` ``[T * Qt, W]``: global patch index ``i * w + j`` of each entry (clipped)
     * ``query_ids`` ``[T * Qt]``: global patch index of each query, -1 for tile padding
+    * ``tiles``: ``(tile, n_queries, first key row, last key row + 1, first column in K)``
 
     Window entries are ordered by (row offset, column offset), i.e. by global key index.
     """
 
-    def __init__(self, h: int, w: int, radius: int, queries_per_tile: int = 128,
+    def __init__(self, h: int, w: int, radius: int, tile_width: int | None = None,
                  device: str | torch.device = "cpu"):
         self.h, self.w, self.n = h, w, h * w
         r = radius if radius > 0 else max(h, w)
@@ -68,7 +71,8 @@ class Neighbourhood:
         self.cols = w >= h  # tile along the longer axis
         la, lb = (w, h) if self.cols else (h, w)
         ra = rj if self.cols else ri
-        tw = max(1, min(la, round(queries_per_tile / lb)))
+        tw = tile_width or max(1, round(64 / lb))
+        tw = max(1, min(la, tw))
         n_tiles = -(-la // tw)
         self.la, self.lb, self.ra, self.tw, self.n_tiles = la, lb, ra, tw, n_tiles
         self.qt, self.k = tw * lb, (tw + 2 * ra) * lb
@@ -89,21 +93,24 @@ class Neighbourhood:
         bi = np.broadcast_to(b[None], (n_tiles, self.qt))
         iq, jq = (bi, ai) if self.cols else (ai, bi)
         qid = np.where(ai < la, iq * w + jq, -1)
+        self.tiles = []
+        for t in range(n_tiles):
+            c0, c1 = max(t * tw, ra), min(t * tw + tw + 2 * ra, ra + la)  # padded positions
+            self.tiles.append((t, min(tw, la - t * tw) * lb, c0 * lb, c1 * lb, (c0 - t * tw) * lb))
 
         dev = torch.device(device)
         self.window = di.size
-        # gather index into a tile's similarities [K + 1]; slot K holds -inf (outside the window)
+        # slot K of a tile's similarity row holds -inf: entries outside the grid point there
         self.index = torch.from_numpy(np.where(valid, local[None], self.k)).to(dev)
-        self.valid = torch.from_numpy(np.ascontiguousarray(valid)).to(dev)
-        self._scratch = None
         self.key_ids = torch.from_numpy((ik * w + jk).reshape(-1, di.size)).to(dev)
         self.query_ids = torch.from_numpy(qid.reshape(-1)).to(dev)
+        self._scratch = None
 
     def scratch(self, like: torch.Tensor) -> torch.Tensor:
-        """Reused ``[T, Qt, K + 1]`` buffer whose last column is -inf."""
+        """Reused ``[T, Qt, K + 1]`` similarity buffer whose last column is -inf."""
         buf = self._scratch
         if buf is None or buf.dtype != like.dtype or buf.device != like.device:
-            buf = like.new_empty(self.n_tiles, self.qt, self.k + 1)
+            buf = like.new_zeros(self.n_tiles, self.qt, self.k + 1)
             buf[:, :, self.k] = float("-inf")
             self._scratch = buf
         return buf
@@ -120,11 +127,11 @@ class Neighbourhood:
         return buf.reshape(self.n_tiles, self.qt, c)
 
     def keys(self, feats: torch.Tensor) -> torch.Tensor:
-        """Context features ``[N, C]`` -> overlapping view ``[T, K, C]`` of the padded map."""
+        """Context features ``[N, C]`` -> padded A-major ``[(LA + 2 rA) * LB, C]``."""
         c = feats.shape[-1]
-        buf = feats.new_zeros(self.n_tiles * self.tw + 2 * self.ra, self.lb, c)
+        buf = feats.new_zeros(self.la + 2 * self.ra, self.lb, c)
         buf[self.ra:self.ra + self.la] = self._grid(feats)
-        return buf.as_strided((self.n_tiles, self.k, c), (self.tw * self.lb * c, c, 1))
+        return buf.reshape(-1, c)
 
 
 @functools.lru_cache(maxsize=8)
@@ -137,46 +144,44 @@ def sparse_affinity(nb: Neighbourhood, queries: torch.Tensor, context_keys: list
                     topk: int, temperature: float):
     """Kept, renormalised affinities of one target frame.
 
-    ``queries`` ``[T, Qt, C]`` and ``context_keys`` (``M`` views ``[T, K, C]``) hold
-    L2-normalised features. Returns ``(target, source, weight)``: 1-D tensors over the kept
-    entries, ``target`` a patch index of the target frame, ``source = m * N + patch`` into the
-    stacked context labels, ``weight`` summing to 1 per target patch.
+    ``queries`` ``[T, Qt, C]`` and ``context_keys`` (``M`` maps from :meth:`Neighbourhood.keys`)
+    hold L2-normalised features. Returns ``(target, source, weight)``: 1-D tensors over the
+    kept entries, ``target`` a patch index of the target frame, ``source = m * N + patch`` into
+    the stacked context labels, ``weight`` summing to 1 per target patch.
 
-    ``exp(s / temperature)`` is monotone, so the per-frame top ``k + 1`` is taken on the
-    cosines and only those few values are exponentiated; a frame whose ``(k+1)``-th value still
-    reaches the threshold (ties) is rescanned in full, so the kept set is exactly
-    ``{aff >= k-th largest}``.
+    ``exp(s / temperature)`` is monotone, so the top ``k + 1`` over all context frames is taken
+    on the cosines and only those values are exponentiated; a patch whose ``(k+1)``-th value
+    still reaches the k-th (a tie) is rescanned in full, so the kept set is exactly
+    ``{aff >= k-th largest aff}``.
     """
     m_ctx, n_tiles, qt, win = len(context_keys), nb.n_tiles, nb.qt, nb.window
-    nq = n_tiles * qt
-    sims = queries.new_empty(m_ctx, n_tiles, qt, win)
+    nq, total = n_tiles * qt, m_ctx * win
+    sims = queries.new_empty(n_tiles, qt, m_ctx, win)
     full = nb.scratch(queries)                                     # [T, Qt, K + 1], last = -inf
     for m, keys in enumerate(context_keys):
-        torch.bmm(queries, keys.transpose(1, 2), out=full[:, :, :nb.k])   # cosines
-        torch.gather(full, 2, nb.index, out=sims[m])               # outside the window: -inf
-    sims = sims.view(m_ctx, nq, win)
+        for t, n_q, k0, k1, off in nb.tiles:                       # cosines of the tile's keys
+            torch.mm(queries[t, :n_q], keys[k0:k1].T, out=full[t, :n_q, off:off + k1 - k0])
+        torch.gather(full, 2, nb.index, out=sims[:, :, m])         # outside the grid: -inf
+    sims = sims.view(nq, total)
 
-    # k-th largest over all context frames = k-th largest of the per-frame top-k lists
-    kc = min(topk, win)
-    top_s, top_i = torch.topk(sims, min(topk + 1, win), dim=2)
+    kc = min(topk, total)
+    top_s, top_i = torch.topk(sims, min(topk + 1, total), dim=1)
     top_a = torch.exp(top_s / temperature)
-    cand = top_a[:, :, :kc].permute(1, 0, 2).reshape(nq, m_ctx * kc)
-    kth = torch.topk(cand, min(topk, m_ctx * kc), dim=1).values[:, -1]      # [NQ]
-    keep = top_a[:, :, :kc] >= kth[None, :, None]
-    overflow = None
-    if top_a.shape[2] > kc:  # frame rows whose (k+1)-th value ties the threshold
-        overflow = top_a[:, :, kc] >= kth[None, :]
-        keep &= ~overflow[..., None]
-    m_i, q_i, j_i = keep.nonzero(as_tuple=True)
-    w_i, v_i = top_i[m_i, q_i, j_i], top_a[m_i, q_i, j_i]
-    if overflow is not None and bool(overflow.any()):
-        om, oq = overflow.nonzero(as_tuple=True)
-        rows = torch.exp(sims[om, oq] / temperature)
-        r_i, w2 = (rows >= kth[oq][:, None]).nonzero(as_tuple=True)
-        m_i, q_i = torch.cat([m_i, om[r_i]]), torch.cat([q_i, oq[r_i]])
-        w_i, v_i = torch.cat([w_i, w2]), torch.cat([v_i, rows[r_i, w2]])
-    real = nb.query_ids[q_i] >= 0
-    m_i, q_i, w_i, v_i = m_i[real], q_i[real], w_i[real], v_i[real]
+    kth = top_a[:, kc - 1]
+    real = nb.query_ids >= 0
+    if top_a.shape[1] > kc:  # ties with the k-th beyond the list: rescan those patches
+        tie = real & (top_a[:, kc] >= kth)
+        plain = real & ~tie
+    else:
+        tie, plain = None, real
+    q_i = plain.nonzero().view(-1).repeat_interleave(kc)
+    j_i, v_i = top_i[plain, :kc].reshape(-1), top_a[plain, :kc].reshape(-1)
+    if tie is not None and bool(tie.any()):
+        oq = tie.nonzero().view(-1)
+        rows = torch.exp(sims[oq] / temperature)
+        r_i, j2 = (rows >= kth[oq][:, None]).nonzero(as_tuple=True)
+        q_i, j_i, v_i = torch.cat([q_i, oq[r_i]]), torch.cat([j_i, j2]), torch.cat([v_i, rows[r_i, j2]])
+    m_i, w_i = j_i // win, j_i % win
     denom = torch.zeros(nq, dtype=v_i.dtype, device=v_i.device).index_add_(0, q_i, v_i)
     return nb.query_ids[q_i], m_i * nb.n + nb.key_ids[q_i, w_i], v_i / denom[q_i]
 
