@@ -14,7 +14,8 @@ Stages, each through the suite's own command-line tools (their progress streams 
 4. coco       per backbone: tools/dist_train.sh + tools/dist_test.sh with
               configs/demo/mask_rcnn_vit_tiny_synthetic.py (Mask R-CNN fine-tuning, COCO bbox /
               segm AP with pycocotools); both backbones get the same budget
-5. davis      per backbone: tools/davis_propagate.py --evaluate (label propagation, J&F)
+5. davis      per backbone: tools/davis_propagate.py --config configs/demo/davis_vit_tiny_synthetic.py
+              --evaluate (label propagation, J&F)
 6. figures    tools/visualize.py: k-means cluster maps and mean-shift attention maps
 7. table      WORK/results.md and WORK/results.json (the same numbers, read back from the
               tools' metric files), printed at the end
@@ -82,6 +83,7 @@ QUICK = Budget(
 
 PRETRAIN_CONFIG = "configs/demo/flsl_demo.py"
 MASK_RCNN_CONFIG = "configs/demo/mask_rcnn_vit_tiny_synthetic.py"
+DAVIS_CONFIG = "configs/demo/davis_vit_tiny_synthetic.py"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -195,7 +197,7 @@ def mask_rcnn(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget)
     if not ckpt.is_file():
         run(["bash", "tools/dist_train.sh", MASK_RCNN_CONFIG, "1", "--work-dir", rel(run_dir), "--resume",
              "--cfg-options", f"model.backbone.init_cfg.checkpoint={rel(backbone)}", f"data_root={data_root}",
-             f"train_cfg.max_epochs={epochs}", f"train_cfg.val_interval={epochs + 1}",
+             f"train_cfg.max_epochs={epochs}",
              f"default_hooks.checkpoint.interval={epochs}",
              f"param_scheduler.1.end={epochs}", f"param_scheduler.1.milestones=[{max(epochs - 2, 1)}]"],
             f"coco/{arm}")
@@ -211,9 +213,9 @@ def davis(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, pyt
     if (out / "davis_results.json").is_file():
         print(f"{arm}: DAVIS already evaluated ({rel(out / 'davis_results.json')})")
         return run_dir
-    run([python, "tools/davis_propagate.py", "--checkpoint", rel(backbone), "--davis-root", rel(roots["davis"]),
-         "--output", rel(out), "--evaluate", "--short-side", str(budget.davis_short_side), "--multiple", "16"],
-        f"davis/{arm}")
+    run([python, "tools/davis_propagate.py", "--config", DAVIS_CONFIG, "--checkpoint", rel(backbone),
+         "--davis-root", rel(roots["davis"]), "--output", rel(out), "--evaluate",
+         "--short-side", str(budget.davis_short_side)], f"davis/{arm}")
     return run_dir
 
 
@@ -311,7 +313,8 @@ def main(argv=None) -> int:
         for arm in ARMS:
             davis(work, arm, backbones[arm], roots, budget, python)
         prog.stage("figures", "k-means cluster maps and mean-shift attention maps")
-        figs = [] if args.no_figures else figures(work, backbones, roots, budget, python)
+        figs = sorted((work / "figures").glob("*/*_summary.png")) if args.no_figures \
+            else figures(work, backbones, roots, budget, python)
         prog.stage("table", "table")
         results = collect_results(work)
         prog.finish()

@@ -100,8 +100,8 @@ def prepare_train(cfg, config_path: str, work_dir: str | None = None, launcher: 
         if not Path(resume).is_file():
             raise ConfigError(f"checkpoint to resume from not found: {resume}")
         cfg.resume, cfg.load_from = True, resume
-    _check_backbone_checkpoint(cfg)
     if check_data:
+        _check_backbone_checkpoint(cfg)
         loaders = ["train_dataloader"] + (["val_dataloader"] if cfg.get("val_cfg") else [])
         check_config_data(cfg, loaders, ["val_evaluator"] if cfg.get("val_cfg") else [])
 

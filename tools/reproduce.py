@@ -66,7 +66,7 @@ def main(argv=None) -> int:
                 print(f"{name}: {t.ref.title}")
                 for row, r in t.recipes.items():
                     src = r.release or f"pretraining {r.pretraining.name}"
-                    print(f"  {row:<22} {r.benchmark:<7} {r.config or 'tools/davis_propagate.py'}  [{src}]")
+                    print(f"  {row:<22} {r.benchmark:<7} {r.config}  [{src}]")
             return 0
         if args.table == "leaderboard":
             root = work_root if work_root.is_absolute() else ROOT / work_root

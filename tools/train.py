@@ -31,7 +31,8 @@ def parse_args(argv=None):
                    help="resume from CKPT, or from the work dir's latest checkpoint without CKPT")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                    help="override config keys, e.g. data_root=DIR model.backbone.init_cfg.checkpoint=F")
-    p.add_argument("--no-data-check", action="store_true", help="skip the up-front data checks")
+    p.add_argument("--no-data-check", action="store_true",
+                   help="skip the up-front checks of the data and backbone checkpoint files")
     p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     p.add_argument("--local-rank", "--local_rank", type=int, default=0)
     args = p.parse_args(argv)

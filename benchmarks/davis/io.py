@@ -58,7 +58,7 @@ def write_index_png(path: str | Path, mask: np.ndarray, palette: np.ndarray | No
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise DavisError(f"{path}: a label map must be 2-D, got shape {mask.shape}")
-    im = Image.fromarray(mask.astype(np.uint8), mode="P")
+    im = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))  # "L"; putpalette makes it "P"
     im.putpalette((default_palette() if palette is None else palette).tolist())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     im.save(path, format="PNG")

@@ -89,6 +89,8 @@ def propagate_split(extractor: FeatureExtractor, davis_root: str | Path, out_dir
         names = [s for s in names if s in sequences]
     all_files = [sequence_files(root, s, need_frames=True, split_file=f"ImageSets/2017/{split}.txt")
                  for s in names]
+    for files in all_files:  # every first annotation must be readable before any computation
+        read_index_png(files.annotations[0], "annotation")
     for i, files in enumerate(all_files, 1):
         t0 = time.perf_counter()
         palette = read_palette(files.annotations[0])

@@ -71,7 +71,7 @@ class Neighbourhood:
         self.cols = w >= h  # tile along the longer axis
         la, lb = (w, h) if self.cols else (h, w)
         ra = rj if self.cols else ri
-        tw = tile_width or max(1, round(64 / lb))
+        tw = tile_width or max(1, round(128 / lb))  # ~128 queries per matmul
         tw = max(1, min(la, tw))
         n_tiles = -(-la // tw)
         self.la, self.lb, self.ra, self.tw, self.n_tiles = la, lb, ra, tw, n_tiles
@@ -226,11 +226,12 @@ def soft_to_masks(soft: torch.Tensor, patch: int, size: tuple[int, int]) -> np.n
     max is > 0, argmax over channels, nearest-neighbour resize (Pillow) to the frame size.
     """
     from PIL import Image
-    up = F.interpolate(soft, scale_factor=patch, mode="bilinear", align_corners=False,
-                       recompute_scale_factor=False)
-    mx = up.amax(dim=(2, 3), keepdim=True)
-    mn = up.amin(dim=(2, 3), keepdim=True)
-    up = torch.where(mx > 0, (up - mn) / (mx - mn), up)
+    up = F.interpolate(soft.contiguous(), scale_factor=patch, mode="bilinear", align_corners=False,
+                       recompute_scale_factor=False).contiguous()
+    flat = up.view(up.shape[0] * up.shape[1], -1)
+    mn, mx = flat.amin(dim=1), flat.amax(dim=1)
+    pos = mx > 0  # (x - min) / (max - min) where max > 0; x - 0 and x / 1 are exact elsewhere
+    flat.sub_(torch.where(pos, mn, 0.0)[:, None]).div_(torch.where(pos, mx - mn, 1.0)[:, None])
     seg = torch.max(up, dim=1).indices.to(torch.uint8).cpu().numpy()
     h0, w0 = size
     return np.stack([np.asarray(Image.fromarray(s).resize((w0, h0), Image.NEAREST)) for s in seg])

@@ -12,6 +12,8 @@ Nothing in the fast path imports this module.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,14 +38,17 @@ def _neighbourhood_mask(h: int, w: int, radius: int) -> torch.Tensor:
     return mask.reshape(h * w, h * w)
 
 
-def _propagate_one(params: PropagationParams, feat_tar, h, w, feats, segs, mask):
+def _propagate_one(params: PropagationParams, feat_tar, h, w, feats, segs, mask, stats=None):
     m_ctx = len(feats)
     sources = F.normalize(torch.stack(feats), dim=1, p=2)           # [M, C, N]
     target = F.normalize(feat_tar, dim=1, p=2).unsqueeze(0).repeat(m_ctx, 1, 1)  # [M, N, C]
     aff = torch.exp(torch.bmm(target, sources) / params.temperature)  # [M, N(query), N(key)]
     if params.neighborhood > 0:
         if mask is None:
+            t0 = time.perf_counter()
             mask = _neighbourhood_mask(h, w, params.neighborhood).unsqueeze(0).repeat(m_ctx, 1, 1)
+            if stats is not None:
+                stats["mask_seconds"] = stats.get("mask_seconds", 0.0) + time.perf_counter() - t0
         aff *= mask
     aff = aff.transpose(2, 1).reshape(-1, h * w)                      # [M*N(key), N(query)]
     top, _ = torch.topk(aff, dim=0, k=params.topk)
@@ -67,8 +72,13 @@ def _norm_mask(mask: torch.Tensor) -> torch.Tensor:
 
 
 def reference_propagate(extractor, files: Sequence, params: PropagationParams,
-                        short_side: int = 480, multiple: int = 64) -> list[np.ndarray]:
-    """Label maps ``[H0, W0]`` uint8 of every frame of ``files`` (frame 0 = the annotation)."""
+                        short_side: int = 480, multiple: int = 64, stats: dict | None = None):
+    """Label maps ``[H0, W0]`` uint8 of every frame of ``files`` (frame 0 = the annotation).
+
+    With a ``stats`` dict, adds ``"mask_seconds"`` (time spent building the neighbourhood mask)
+    and ``"margins"``: per propagated frame, ``[H0, W0]`` float32 gap between the best and the
+    second best normalised label score (how close each pixel is to a tie).
+    """
     p = extractor.patch_size
 
     def extract(frame):
@@ -90,16 +100,22 @@ def reference_propagate(extractor, files: Sequence, params: PropagationParams,
         feat = extract(frame)
         feats = [first_feat] + [q[0] for q in queue]
         segs = [first_seg] + [q[1] for q in queue]
-        seg, mask = _propagate_one(params, feat, h, w, feats, segs, mask)
+        seg, mask = _propagate_one(params, feat, h, w, feats, segs, mask, stats)
         if params.n_last_frames:
             if len(queue) == params.n_last_frames:
                 queue.pop(0)
             queue.append([feat.T, seg.clone()])
         up = F.interpolate(seg, scale_factor=p, mode="bilinear", align_corners=False,
                            recompute_scale_factor=False)[0]
-        _, lab = torch.max(_norm_mask(up), dim=0)
+        up = _norm_mask(up)
+        _, lab = torch.max(up, dim=0)
         lab = np.array(lab.cpu(), dtype=np.uint8)
         out.append(np.array(Image.fromarray(lab).resize((w0, h0), 0)))
+        if stats is not None and up.shape[0] > 1:
+            top2 = torch.topk(up, 2, dim=0).values
+            gap = (top2[0] - top2[1]).numpy().astype(np.float32)
+            stats.setdefault("margins", []).append(
+                np.array(Image.fromarray(gap, mode="F").resize((w0, h0), 0)))
     return out
 
 

@@ -36,7 +36,7 @@ class Recipe:
     """How one row is measured."""
 
     benchmark: str             # one of BENCHMARKS
-    config: str | None         # downstream config (dense benchmarks); None for DAVIS
+    config: str                # downstream config (MMEngine config of configs/coco, uavdt, ade20k, davis)
     pretraining: Pretraining | None = None   # our FLSL run, or
     release: str | None = None               # a released checkpoint (documented path)
     arch: str = "vit_small_patch16_224"      # the backbone the row needs (patch size checked)
@@ -102,17 +102,18 @@ RECIPES: dict[str, dict[str, Recipe]] = {
         "dino_vits16": Recipe("uavdt", "configs/uavdt/faster_rcnn_dino_vits16.py", release=RELEASES["dino_vits16"]),
     },
     "davis": {
-        "flsl_vits16": Recipe("davis", None, pretraining=FLSL_S16),
-        "flsl_vits8": Recipe("davis", None, pretraining=FLSL_S8, arch=S8),
-        "dino_vits16": Recipe("davis", None, release=RELEASES["dino_vits16"]),
-        "dino_vits8": Recipe("davis", None, release=RELEASES["dino_vits8"], arch=S8),
+        "flsl_vits16": Recipe("davis", "configs/davis/flsl_vits16.py", pretraining=FLSL_S16),
+        "flsl_vits8": Recipe("davis", "configs/davis/flsl_vits8.py", pretraining=FLSL_S8, arch=S8),
+        "dino_vits16": Recipe("davis", "configs/davis/dino_vits16.py", release=RELEASES["dino_vits16"]),
+        "dino_vits8": Recipe("davis", "configs/davis/dino_vits8.py", release=RELEASES["dino_vits8"], arch=S8),
     },
     "ade20k": {
         "flsl_vits16": Recipe("ade20k", "configs/ade20k/semfpn_flsl_vits16_40k.py", pretraining=FLSL_S16),
         "flsl_vits16_adapter": Recipe("ade20k", "configs/ade20k/semfpn_flsl_vits16_adapter_40k.py",
                                       pretraining=FLSL_S16),
     },
-    "ablations": {name: Recipe("davis", None, pretraining=p) for name, p in ABLATIONS.items()},
+    "ablations": {name: Recipe("davis", "configs/davis/flsl_vits16.py", pretraining=p)
+                  for name, p in ABLATIONS.items()},
 }
 
 TABLES = tuple(RECIPES)

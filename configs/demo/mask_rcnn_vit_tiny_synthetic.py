@@ -42,6 +42,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale_factor=1.0),  # native size; records the scale factor the heads need
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
@@ -57,7 +58,8 @@ train_dataloader = dict(
         metainfo=dict(classes=classes),
         filter_cfg=dict(filter_empty_gt=True, min_size=8),
         pipeline=train_pipeline))
-val_dataloader = dict(
+test_dataloader = dict(
+    batch_size=1,
     num_workers=0,
     persistent_workers=False,
     dataset=dict(
@@ -66,13 +68,16 @@ val_dataloader = dict(
         data_prefix=dict(img='val/'),
         metainfo=dict(classes=classes),
         pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
+test_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+# no validation while training (MMEngine would also validate after the last epoch): tools/test.py
+# evaluates the final checkpoint on the val split
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
 
 max_epochs = 8
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs + 1)  # no validation while training
+train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[max_epochs - 2], gamma=0.1),

@@ -101,3 +101,29 @@ def tiny8():
 @pytest.fixture(scope="session")
 def tiny8_ckpt(tiny8, tmp_path_factory) -> Path:
     return write_format("flsl-export", tiny8, tmp_path_factory.mktemp("tiny8"))
+
+
+# ---------------------------------------------------------------- running the tools
+def run_tool(repo_root: Path, *args, timeout: int = 600):
+    """Run ``tools/<script>`` (a .sh through bash, a .py with this interpreter) from the repo root."""
+    import os
+    import subprocess
+    import sys
+    script = repo_root / "tools" / args[0]
+    cmd = ["bash", str(script)] if script.suffix == ".sh" else [sys.executable, str(script)]
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONWARNINGS="ignore::FutureWarning")
+    return subprocess.run(cmd + [str(a) for a in args[1:]], cwd=repo_root, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def logged_scalars(work_dir: Path) -> list[dict]:
+    """The scalar records MMEngine's LocalVisBackend wrote (one JSON object per logging step)."""
+    import json
+    files = sorted(work_dir.glob("*/vis_data/scalars.json"))
+    assert files, f"no scalars.json under {work_dir}"
+    return [json.loads(line) for line in files[-1].read_text().splitlines() if line.strip()]
+
+
+def last_error_line(proc) -> str:
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""

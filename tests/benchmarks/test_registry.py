@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 
 from benchmarks.backbone import FLSLViT
 from benchmarks.runner import init_framework, load_config
@@ -38,7 +39,8 @@ def test_real_configs_build_and_run(path, repo_root):
     init_framework(scope)
     registry = __import__(f"{scope}.registry", fromlist=["MODELS"]).MODELS
     cfg.model.backbone.init_cfg = None
-    model = registry.build(cfg.model).eval()
+    with DefaultScope.overwrite_default_scope(scope):  # nested builds resolve in that framework
+        model = registry.build(cfg.model).eval()
     bb = model.backbone
     assert isinstance(bb, FLSLViT) and bb.patch_size == patch and bb.embed_dim == 384
     assert bb.encoder.blocks[0].attn.num_heads == 6 and bb.adapter.__class__.__name__ == (

@@ -137,6 +137,8 @@ def test_dry_run_prints_runnable_commands(name, tmp_path):
         else:
             assert argv[0].endswith("python") and argv[1] == "tools/davis_propagate.py"
             assert (ROOT / "tools/davis_propagate.py").is_file()
+            davis_cfg = Config.fromfile(str(ROOT / _opt(argv, "--config")))
+            assert davis_cfg.patch_size == (8 if "vits8" in _opt(argv, "--config") else 16)
             assert _opt(argv, "--davis-root") == "data/davis/" and "data/davis/" in docs
             ckpt = _opt(argv, "--checkpoint")
             assert ckpt in made or ckpt in docs

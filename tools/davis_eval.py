@@ -1,0 +1,42 @@
+"""Score DAVIS 2017 semi-supervised predictions (davis2017-evaluation compatible).
+
+    python tools/davis_eval.py --davis-root ROOT --results OUT [--set val]
+
+reads ``OUT/<seq>/<frame>.png`` for every sequence of ``ROOT/ImageSets/2017/<set>.txt``, writes
+``OUT/global_results-<set>.csv`` and ``OUT/per-sequence_results-<set>.csv`` (the official
+columns and 3-decimal format) and ``OUT/davis_results.json`` (full precision), and prints the
+global table.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--davis-root", required=True, help="DAVIS 2017 folder (Annotations/, ImageSets/)")
+    p.add_argument("--results", required=True, help="folder with <seq>/<frame>.png predictions")
+    p.add_argument("--set", dest="split", default="val", help="split name (default val)")
+    p.add_argument("--quiet", action="store_true", help="no per-sequence lines")
+    args = p.parse_args(argv)
+
+    from benchmarks.davis.evaluate import evaluate_folder
+    from benchmarks.davis.io import DavisError
+    try:
+        results = evaluate_folder(args.davis_root, args.results, args.split,
+                                  log=None if args.quiet else (lambda m: print(m, flush=True)))
+        paths = results.write(args.results, args.split)
+    except DavisError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(results.table(args.split))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""DAVIS 2017 semi-supervised label propagation (DINO's protocol) with any encoder checkpoint.
+
+    python tools/davis_propagate.py --checkpoint CKPT --davis-root ROOT --output OUT \\
+        [--config configs/davis/flsl_vits16.py] [--arch vit_small --patch-size 16 \\
+        --n-last-frames 7 --neighborhood 12 --topk 5 --temperature 0.1] [--evaluate]
+
+writes ``OUT/<seq>/<frame>.png`` (palette PNGs, the first frame's palette) for every sequence of
+the split, printing one progress line per sequence. ``--evaluate`` also scores each sequence
+from the label maps in memory and writes ``global_results-<split>.csv``,
+``per-sequence_results-<split>.csv`` and ``davis_results.json`` into OUT. Command-line values
+override the config, which overrides the defaults (see benchmarks/davis/config.py).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--checkpoint", help="encoder checkpoint (our export, FLSL/DINO/iBOT release, timm)")
+    p.add_argument("--davis-root", required=True, help="DAVIS 2017 folder (JPEGImages/, Annotations/, ImageSets/)")
+    p.add_argument("--output", required=True, help="folder for the predicted PNGs")
+    p.add_argument("--config", help="MMEngine config with the protocol settings (configs/davis/)")
+    p.add_argument("--set", dest="split", help="split name under ImageSets/2017 (default val)")
+    p.add_argument("--arch", help="expected ViT family, e.g. vit_small (default vit_small)")
+    p.add_argument("--patch-size", type=int, help="expected patch size (default 16)")
+    p.add_argument("--n-last-frames", type=int, help="recent frames in the context (default 7)")
+    p.add_argument("--neighborhood", type=int, help="window radius in patches, 0 = none (default 12)")
+    p.add_argument("--topk", type=int, help="affinities kept per patch (default 5)")
+    p.add_argument("--temperature", type=float, help="affinity temperature (default 0.1)")
+    p.add_argument("--short-side", type=int, help="frame short side in pixels (default 480)")
+    p.add_argument("--batch-size", type=int, help="frames per encoder forward (default 8)")
+    p.add_argument("--sequences", nargs="+", help="only these sequences of the split")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--evaluate", action="store_true", help="also score the predictions")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from benchmarks.davis.config import load_settings
+    from benchmarks.davis.evaluate import Scorer
+    from benchmarks.davis.features import load_extractor
+    from benchmarks.davis.io import DavisError
+    from benchmarks.davis.pipeline import propagate_split
+    from benchmarks.davis.propagation import PropagationParams
+    from pretrain.checkpoint import CheckpointError
+
+    try:
+        s = load_settings(args.config, checkpoint=args.checkpoint, split=args.split, arch=args.arch,
+                          patch_size=args.patch_size, n_last_frames=args.n_last_frames,
+                          neighborhood=args.neighborhood, topk=args.topk,
+                          temperature=args.temperature, short_side=args.short_side,
+                          batch_size=args.batch_size)
+        if not s["checkpoint"]:
+            raise DavisError("no checkpoint: pass --checkpoint or set checkpoint in the config")
+        try:
+            params = PropagationParams(s["n_last_frames"], s["neighborhood"], s["topk"], s["temperature"])
+        except ValueError as err:
+            raise DavisError(f"bad protocol setting: {err}") from None
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if device.type == "cuda":  # TF32 changes the affinities; DINO's numbers are fp32
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        extractor = load_extractor(s["checkpoint"], s["arch"], s["patch_size"], s["which"]).to(device)
+        print(f"encoder: {s['checkpoint']} ({extractor.rule} rule, patch {extractor.patch_size}, "
+              f"width {extractor.embed_dim}); context 1+{params.n_last_frames}, radius "
+              f"{params.neighborhood}, top-{params.topk}, temperature {params.temperature}; {device}")
+        scorer = Scorer(args.davis_root, s["split"]) if args.evaluate else None
+        propagate_split(extractor, args.davis_root, args.output, params, split=s["split"],
+                        short_side=s["short_side"], multiple=s["multiple"],
+                        batch_size=s["batch_size"], device=device, scorer=scorer,
+                        sequences=args.sequences, log=lambda m: print(m, flush=True))
+        if scorer is not None:
+            paths = scorer.results.write(args.output, s["split"])
+            print(scorer.results.table(s["split"]))
+            print("wrote " + ", ".join(str(p) for p in paths))
+    except (DavisError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
