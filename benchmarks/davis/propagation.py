@@ -10,9 +10,9 @@ to sum 1, and average the context labels.
 The window of every patch is gathered from small matrix products instead of the dense
 ``N x N`` affinity of each context frame with a dense mask: the grid is cut along its longer
 axis into tiles of a few columns; a tile's queries need only the keys of the columns within the
-radius, a contiguous slice of the padded feature map, so each (tile, context frame) costs one
-``[Qt, C] x [C, K]`` matmul written straight into a reused buffer. The index tables are built
-once per grid size and radius (:func:`neighbourhood`). The top-k runs once over all context
+radius, a contiguous run of the padded A-major feature map, so one batched matmul over an
+overlapping (strided, copy-free) view covers every tile of a context frame. The index tables
+are built once per grid size and radius (:func:`neighbourhood`). The top-k runs once over all context
 frames together on the cosines; renormalisation and label averaging then work on the few kept
 entries only (sparse ``index_add``).
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -50,15 +51,15 @@ class Neighbourhood:
 
     Tiles run along the longer axis ``A`` (length ``LA``), ``tw`` positions each, covering the
     whole other axis ``B`` (``LB``): ``Qt = tw * LB`` queries per tile. A context frame is stored
-    zero-padded by ``rA`` (the radius along A) on both ends of A, A-major (:meth:`keys`); the keys
-    a tile needs are then one contiguous row range of it, ``K = (tw + 2 rA) * LB`` rows, clipped
-    to the real positions at the ends of the grid (:attr:`tiles`).
+    A-major and zero-padded by ``rA`` (the radius along A) at both ends (:meth:`keys`), so the
+    keys of a tile, the positions within ``rA`` of it, are a contiguous run of
+    ``K = (tw + 2 rA) * LB`` rows starting ``tw * LB`` rows after the previous tile's: one
+    strided view ``[T, K, C]`` and one batched matmul cover all tiles.
 
-    * ``index``  ``[T, Qt, W]``: window entries as indices into a tile's ``K`` keys, ``K`` for
-      entries outside the grid (a -inf slot of the similarity buffer, see :meth:`scratch`)
+    * ``index``  ``[T, Qt, W]``: window entries as indices into a tile's ``K`` keys
+    * ``valid``  ``[T, Qt, W]``: the entry is inside the grid
     * ``key_ids`` ``[T * Qt, W]``: global patch index ``i * w + j`` of each entry (clipped)
     * ``query_ids`` ``[T * Qt]``: global patch index of each query, -1 for tile padding
-    * ``tiles``: ``(tile, n_queries, first key row, last key row + 1, first column in K)``
 
     Window entries are ordered by (row offset, column offset), i.e. by global key index.
     """
@@ -93,26 +94,21 @@ class Neighbourhood:
         bi = np.broadcast_to(b[None], (n_tiles, self.qt))
         iq, jq = (bi, ai) if self.cols else (ai, bi)
         qid = np.where(ai < la, iq * w + jq, -1)
-        self.tiles = []
-        for t in range(n_tiles):
-            c0, c1 = max(t * tw, ra), min(t * tw + tw + 2 * ra, ra + la)  # padded positions
-            self.tiles.append((t, min(tw, la - t * tw) * lb, c0 * lb, c1 * lb, (c0 - t * tw) * lb))
 
         dev = torch.device(device)
         self.window = di.size
-        # slot K of a tile's similarity row holds -inf: entries outside the grid point there
-        self.index = torch.from_numpy(np.where(valid, local[None], self.k)).to(dev)
+        self.index = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(local, valid.shape))).to(dev)
+        self.valid = torch.from_numpy(np.ascontiguousarray(valid)).to(dev)
         self.key_ids = torch.from_numpy((ik * w + jk).reshape(-1, di.size)).to(dev)
         self.query_ids = torch.from_numpy(qid.reshape(-1)).to(dev)
-        self._scratch = None
+        self._buffers = {}
 
-    def scratch(self, like: torch.Tensor) -> torch.Tensor:
-        """Reused ``[T, Qt, K + 1]`` similarity buffer whose last column is -inf."""
-        buf = self._scratch
-        if buf is None or buf.dtype != like.dtype or buf.device != like.device:
-            buf = like.new_zeros(self.n_tiles, self.qt, self.k + 1)
-            buf[:, :, self.k] = float("-inf")
-            self._scratch = buf
+    def buffer(self, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+        """A reused work buffer (allocating ~10-100 MB per frame costs page faults)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device:
+            buf = like.new_empty(shape)
+            self._buffers[name] = buf
         return buf
 
     def _grid(self, feats: torch.Tensor) -> torch.Tensor:
@@ -127,11 +123,11 @@ class Neighbourhood:
         return buf.reshape(self.n_tiles, self.qt, c)
 
     def keys(self, feats: torch.Tensor) -> torch.Tensor:
-        """Context features ``[N, C]`` -> padded A-major ``[(LA + 2 rA) * LB, C]``."""
+        """Context features ``[N, C]`` -> overlapping view ``[T, K, C]`` of the padded map."""
         c = feats.shape[-1]
-        buf = feats.new_zeros(self.la + 2 * self.ra, self.lb, c)
+        buf = feats.new_zeros(self.n_tiles * self.tw + 2 * self.ra, self.lb, c)
         buf[self.ra:self.ra + self.la] = self._grid(feats)
-        return buf.reshape(-1, c)
+        return buf.as_strided((self.n_tiles, self.k, c), (self.tw * self.lb * c, c, 1))
 
 
 @functools.lru_cache(maxsize=8)
@@ -144,7 +140,7 @@ def sparse_affinity(nb: Neighbourhood, queries: torch.Tensor, context_keys: list
                     topk: int, temperature: float):
     """Kept, renormalised affinities of one target frame.
 
-    ``queries`` ``[T, Qt, C]`` and ``context_keys`` (``M`` maps from :meth:`Neighbourhood.keys`)
+    ``queries`` ``[T, Qt, C]`` and ``context_keys`` (``M`` views from :meth:`Neighbourhood.keys`)
     hold L2-normalised features. Returns ``(target, source, weight)``: 1-D tensors over the
     kept entries, ``target`` a patch index of the target frame, ``source = m * N + patch`` into
     the stacked context labels, ``weight`` summing to 1 per target patch.
@@ -156,12 +152,12 @@ def sparse_affinity(nb: Neighbourhood, queries: torch.Tensor, context_keys: list
     """
     m_ctx, n_tiles, qt, win = len(context_keys), nb.n_tiles, nb.qt, nb.window
     nq, total = n_tiles * qt, m_ctx * win
-    sims = queries.new_empty(n_tiles, qt, m_ctx, win)
-    full = nb.scratch(queries)                                     # [T, Qt, K + 1], last = -inf
-    for m, keys in enumerate(context_keys):
-        for t, n_q, k0, k1, off in nb.tiles:                       # cosines of the tile's keys
-            torch.mm(queries[t, :n_q], keys[k0:k1].T, out=full[t, :n_q, off:off + k1 - k0])
-        torch.gather(full, 2, nb.index, out=sims[:, :, m])         # outside the grid: -inf
+    sims = nb.buffer("windows", (n_tiles, qt, m_ctx, win), queries)
+    full = nb.buffer("cosines", (n_tiles, qt, nb.k), queries)
+    for m, keys in enumerate(context_keys):  # few large calls: threads stay busy
+        torch.bmm(queries, keys.transpose(1, 2), out=full)        # [T, Qt, K] cosines
+        torch.gather(full, 2, nb.index, out=sims[:, :, m])
+    sims.masked_fill_(~nb.valid[:, :, None, :], float("-inf"))    # outside the grid: exp -> 0
     sims = sims.view(nq, total)
 
     kc = min(topk, total)

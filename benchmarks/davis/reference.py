@@ -111,9 +111,12 @@ def reference_propagate(extractor, files: Sequence, params: PropagationParams,
         _, lab = torch.max(up, dim=0)
         lab = np.array(lab.cpu(), dtype=np.uint8)
         out.append(np.array(Image.fromarray(lab).resize((w0, h0), 0)))
-        if stats is not None and up.shape[0] > 1:
-            top2 = torch.topk(up, 2, dim=0).values
-            gap = (top2[0] - top2[1]).numpy().astype(np.float32)
+        if stats is not None:
+            if up.shape[0] > 1:
+                top2 = torch.topk(up, 2, dim=0).values
+                gap = (top2[0] - top2[1]).numpy().astype(np.float32)
+            else:
+                gap = np.full(up.shape[1:], np.inf, dtype=np.float32)
             stats.setdefault("margins", []).append(
                 np.array(Image.fromarray(gap, mode="F").resize((w0, h0), 0)))
     return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -91,20 +90,21 @@ def test_overfitting_a_few_images(coco, tiny16_ckpt, tmp_path, repo_root):
     proc = run_tool(repo_root, "dist_train.sh", OVERFIT, 1, "--work-dir", work, *options(four, tiny16_ckpt))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     losses = [r["loss"] for r in logged_scalars(work) if "loss" in r]
-    assert len(losses) == 30  # 150 epochs x 2 iterations, logged every 10 (10-iteration means)
-    first, last = float(np.mean(losses[:1])), float(np.mean(losses[-2:]))
-    assert first / last > 6.0, (first, last, losses)
+    # 100 epochs of 2 iterations, logged at each epoch end as the mean of the last <= 10 iterations
+    assert len(losses) == 100
+    first, last = losses[0], losses[-1]  # iterations 1-2 against 191-200
+    assert first / last > 5.0, (first, last, losses[::10])
     # evaluating on the memorised images: high AP, and equal to pycocotools' own computation
     out = work / "test"
     train_json = four / "annotations" / "instances_train.json"
-    proc = run_tool(repo_root, "dist_test.sh", OVERFIT, work / "epoch_150.pth", 1, "--work-dir", out,
+    proc = run_tool(repo_root, "dist_test.sh", OVERFIT, work / "epoch_100.pth", 1, "--work-dir", out,
                     *options(four, None, "test_dataloader.dataset.ann_file=annotations/instances_train.json",
                              "test_dataloader.dataset.data_prefix.img=train/",
                              f"test_evaluator.ann_file={train_json}",
                              f"test_evaluator.outfile_prefix={out / 'preds'}"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = check_reported_ap(proc, out, train_json)
-    assert metrics["coco/bbox_mAP_50"] > 0.5 and metrics["coco/segm_mAP_50"] > 0.5
+    assert metrics["coco/bbox_mAP"] > 0.5 and metrics["coco/segm_mAP"] > 0.5
 
 
 # ---------------------------------------------------------------- bad input

@@ -9,11 +9,14 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
-optim_wrapper = dict(optimizer=dict(lr=4e-4))   # x 2/8 by auto_scale_lr
-train_cfg = dict(max_epochs=150, val_interval=1000)
+optim_wrapper = dict(optimizer=dict(lr=2e-3))   # x 2/8 by auto_scale_lr
+train_cfg = dict(max_epochs=100)
+val_cfg = None  # no validation during the run: the test evaluates the memorised images after it
+val_dataloader = None
+val_evaluator = None
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
     dict(type='MultiStepLR', begin=0, end=1000, by_epoch=True, milestones=[1000], gamma=0.1),
 ]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=150))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=100))
 log_processor = dict(window_size=10)

@@ -137,24 +137,20 @@ def test_topk_is_joint_over_context_frames_and_keeps_ties():
 @pytest.mark.parametrize("h,w,radius,tile", [(5, 9, 2, 1), (9, 5, 2, 2), (6, 6, 4, 3), (3, 11, 12, None)])
 def test_window_tables_enumerate_each_window(h, w, radius, tile):
     nb = Neighbourhood(h, w, radius, tile_width=tile)
-    grid = torch.arange(h * w, dtype=torch.float32)[:, None] + 1.0   # feature = patch id + 1
-    keys = nb.keys(grid)
-    full = torch.zeros(nb.n_tiles, nb.qt, nb.k + 1)
-    full[:, :, nb.k] = -1
-    queries = nb.queries(torch.ones(h * w, 1))
-    for t, n_q, k0, k1, off in nb.tiles:
-        full[t, :n_q, off:off + k1 - k0] = queries[t, :n_q] @ keys[k0:k1].T
+    ids = torch.arange(h * w, dtype=torch.float32)[:, None] + 1.0   # feature = patch id + 1
+    full = torch.bmm(nb.queries(torch.ones(h * w, 1)), nb.keys(ids).transpose(1, 2))
     win = torch.gather(full, 2, nb.index).reshape(nb.n_tiles * nb.qt, -1)
+    valid = nb.valid.reshape(nb.n_tiles * nb.qt, -1)
     for row, q in enumerate(nb.query_ids.tolist()):
         if q < 0:
+            assert not valid[row].any()
             continue
         i, j = divmod(q, w)
         want = {y * w + x for y in range(h) for x in range(w)
                 if max(abs(y - i), abs(x - j)) <= radius}
-        got = {int(v) - 1 for v in win[row] if v > 0}
-        assert got == want
-        ids = {int(k) for k, v in zip(nb.key_ids[row], win[row]) if v > 0}
-        assert ids == want
+        got = [int(v) - 1 for v, ok in zip(win[row], valid[row]) if ok]
+        assert sorted(got) == got and set(got) == want        # ordered by global key index
+        assert [int(k) for k, ok in zip(nb.key_ids[row], valid[row]) if ok] == got
 
 
 def test_identical_frames_keep_the_labels():
