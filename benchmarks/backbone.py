@@ -86,7 +86,7 @@ class FLSLViT(BaseModule):
                  drop_path_rate: float = 0.0, frozen_stages: int = -1, adapter: str = "multiscale",
                  norm: str = "auto", encoder_kwargs: dict | None = None, train_pos_embed: bool = True,
                  init_cfg: dict | None = None):
-        if init_cfg is not None and init_cfg.get("type") != "Pretrained":
+        if init_cfg is not None and (not isinstance(init_cfg, dict) or init_cfg.get("type") != "Pretrained"):
             raise ValueError(f"FLSLViT init_cfg must be dict(type='Pretrained', checkpoint=PATH) or "
                              f"None, got {init_cfg!r}")
         super().__init__(init_cfg=init_cfg)
@@ -160,7 +160,10 @@ class FLSLViT(BaseModule):
             raise CheckpointError(f"{path}: patch size {loaded.patch_size} in the checkpoint, but the "
                                   f"backbone {self.arch} has patch size {self.patch_size}")
         own_heads = int(self.encoder.blocks[0].attn.num_heads)
-        ckpt_heads = num_heads_of(loaded.spec)
+        try:
+            ckpt_heads = num_heads_of(loaded.spec)
+        except ValueError as err:
+            raise CheckpointError(f"{path}: cannot build the checkpoint's architecture: {err}") from None
         if ckpt_heads != own_heads:
             raise CheckpointError(f"{path}: the checkpoint's architecture ({loaded.spec.arch}) has "
                                   f"{ckpt_heads} attention heads, the backbone {own_heads}; the qkv "

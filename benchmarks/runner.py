@@ -81,7 +81,9 @@ def _common(cfg, config_path: str, work_dir: str | None, launcher: str) -> None:
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(config_path).stem)
     if launcher != "none" and not torch.cuda.is_available():
-        cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"  # nccl needs GPUs
+        # MMEngine's launcher binds every process to a CUDA device (torch.cuda.set_device)
+        raise ConfigError("multi-process runs need CUDA devices; on a CPU-only machine run with GPUS=1 "
+                          "(tools/dist_train.sh CONFIG 1 ...), which uses no launcher")
 
 
 def prepare_train(cfg, config_path: str, work_dir: str | None = None, launcher: str = "none",

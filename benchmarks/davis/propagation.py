@@ -97,7 +97,7 @@ class Neighbourhood:
 
         dev = torch.device(device)
         self.window = di.size
-        self.index = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(local, valid.shape))).to(dev)
+        self.index = torch.from_numpy(np.array(np.broadcast_to(local, valid.shape))).to(dev)
         self.valid = torch.from_numpy(np.ascontiguousarray(valid)).to(dev)
         self.key_ids = torch.from_numpy((ik * w + jk).reshape(-1, di.size)).to(dev)
         self.query_ids = torch.from_numpy(qid.reshape(-1)).to(dev)
