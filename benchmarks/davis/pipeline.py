@@ -2,11 +2,13 @@
 
 Features of a sequence are computed in batches of frames (they do not depend on the labels);
 propagation then runs frame by frame, and the soft labels are turned into label maps in
-batches. Only one sequence is held in memory at a time.
+batches; frame decoding and label-map conversion overlap with the propagation in helper
+threads. Only one sequence is held in memory at a time.
 """
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -36,37 +38,53 @@ def _batches(paths, size):
         yield paths[i:i + size]
 
 
+def _read_frames(paths, short_side, multiple):
+    frames, size = [], None
+    for path in paths:
+        x, size = read_frame(path, short_side, multiple)
+        frames.append(x)
+    return torch.stack(frames), size
+
+
 def propagate_sequence(extractor: FeatureExtractor, files: Sequence, params: PropagationParams,
                        short_side: int = 480, multiple: int = 64, batch_size: int = 8,
                        device: str | torch.device = "cpu") -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(frame stem, label map [H0, W0] uint8)`` for every frame; frame 0 is the given
-    annotation."""
+    annotation.
+
+    Two helper threads overlap the work that does not depend on the propagation order with
+    it: decoding the next batch of frames, and turning the previous batch's soft labels into
+    label maps (OpenCV, Pillow and torch release the GIL).
+    """
     p = extractor.patch_size
     annotation = read_index_png(files.annotations[0], "annotation")
     yield files.frames[0].stem, annotation
-    prop, grid, size = None, None, None
-    for chunk in _batches(files.frames, batch_size):
-        frames = []
-        for path in chunk:
-            x, size = read_frame(path, short_side, multiple)
-            frames.append(x)
-        x = torch.stack(frames).to(device)
-        if x.shape[2] % p or x.shape[3] % p:
-            raise DavisError(f"{chunk[0]}: network input {x.shape[3]}x{x.shape[2]} is not a "
-                             f"multiple of the patch size {p} (short_side / multiple settings)")
-        feats = extractor(x).float()                                  # [B, N, C]
-        start = 0
-        if prop is None:
-            grid = (x.shape[2] // p, x.shape[3] // p)
-            prop = Propagator(params, grid, feats[0], first_labels(annotation, grid).to(feats.device))
-            start = 1
-        soft = [prop.step(f) for f in feats[start:]]
-        if not soft:
-            continue
-        soft = torch.stack(soft).transpose(1, 2).reshape(len(soft), -1, *grid)   # [B, L, h, w]
-        masks = soft_to_masks(soft, p, size)
-        for path, m in zip(chunk[start:], masks):
-            yield path.stem, m
+    chunks = list(_batches(files.frames, batch_size))
+    prop, grid, pending = None, None, None
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reading = pool.submit(_read_frames, chunks[0], short_side, multiple)
+        for i, chunk in enumerate(chunks):
+            x, size = reading.result()
+            if i + 1 < len(chunks):
+                reading = pool.submit(_read_frames, chunks[i + 1], short_side, multiple)
+            if x.shape[2] % p or x.shape[3] % p:
+                raise DavisError(f"{chunk[0]}: network input {x.shape[3]}x{x.shape[2]} is not a "
+                                 f"multiple of the patch size {p} (short_side / multiple settings)")
+            feats = extractor(x.to(device)).float()                   # [B, N, C]
+            start = 0
+            if prop is None:
+                grid = (x.shape[2] // p, x.shape[3] // p)
+                prop = Propagator(params, grid, feats[0], first_labels(annotation, grid).to(feats.device))
+                start = 1
+            soft = [prop.step(f) for f in feats[start:]]
+            if pending is not None:
+                yield from zip(pending[0], pending[1].result())
+                pending = None
+            if soft:
+                soft = torch.stack(soft).transpose(1, 2).reshape(len(soft), -1, *grid)  # [B, L, h, w]
+                pending = ([q.stem for q in chunk[start:]], pool.submit(soft_to_masks, soft, p, size))
+        if pending is not None:
+            yield from zip(pending[0], pending[1].result())
 
 
 def propagate_split(extractor: FeatureExtractor, davis_root: str | Path, out_dir: str | Path,

@@ -51,13 +51,13 @@ class Neighbourhood:
 
     Tiles run along the longer axis ``A`` (length ``LA``), ``tw`` positions each, covering the
     whole other axis ``B`` (``LB``): ``Qt = tw * LB`` queries per tile. A context frame is stored
-    A-major and zero-padded by ``rA`` (the radius along A) at both ends (:meth:`keys`), so the
-    keys of a tile, the positions within ``rA`` of it, are a contiguous run of
-    ``K = (tw + 2 rA) * LB`` rows starting ``tw * LB`` rows after the previous tile's: one
-    strided view ``[T, K, C]`` and one batched matmul cover all tiles.
+    A-major and zero-padded (:meth:`keys`), so the keys of a tile, the positions within ``rA``
+    (the radius along A) of it plus ``rB`` rows on each side, are a contiguous run of
+    ``K = (tw + 2 rA) * LB + 2 rB`` rows starting ``tw * LB`` rows after the previous tile's: one
+    strided view ``[T, K, C]`` and one batched matmul cover all tiles, and the windows are a
+    strided view of its output (:meth:`windows`).
 
-    * ``index``  ``[T, Qt, W]``: window entries as indices into a tile's ``K`` keys
-    * ``valid``  ``[T, Qt, W]``: the entry is inside the grid
+    * ``valid``  ``[T, Qt, W]``: the window entry is inside the grid
     * ``key_ids`` ``[T * Qt, W]``: global patch index ``i * w + j`` of each entry (clipped)
     * ``query_ids`` ``[T * Qt]``: global patch index of each query, -1 for tile padding
 
@@ -71,12 +71,12 @@ class Neighbourhood:
         ri, rj = min(r, h - 1), min(r, w - 1)
         self.cols = w >= h  # tile along the longer axis
         la, lb = (w, h) if self.cols else (h, w)
-        ra = rj if self.cols else ri
+        ra, rb = (rj, ri) if self.cols else (ri, rj)
         tw = tile_width or max(1, round(128 / lb))  # ~128 queries per matmul
         tw = max(1, min(la, tw))
         n_tiles = -(-la // tw)
-        self.la, self.lb, self.ra, self.tw, self.n_tiles = la, lb, ra, tw, n_tiles
-        self.qt, self.k = tw * lb, (tw + 2 * ra) * lb
+        self.la, self.lb, self.ra, self.rb, self.tw, self.n_tiles = la, lb, ra, rb, tw, n_tiles
+        self.qt, self.k = tw * lb, (tw + 2 * ra) * lb + 2 * rb
 
         di, dj = np.meshgrid(np.arange(-ri, ri + 1), np.arange(-rj, rj + 1), indexing="ij")
         di, dj = di.reshape(-1), dj.reshape(-1)                  # [W], (di, dj) lexicographic
@@ -87,7 +87,6 @@ class Neighbourhood:
         ak = a[..., None] + da                                    # [T, Qt, W]
         bk = b[:, None] + db                                      # [Qt, W]
         valid = (a[..., None] < la) & (ak >= 0) & (ak < la) & ((bk >= 0) & (bk < lb))[None]
-        local = (al[:, None] + ra + da) * lb + np.clip(bk, 0, lb - 1)
         ak, bkc = np.clip(ak, 0, la - 1), np.clip(bk, 0, lb - 1)[None]
         ik, jk = (bkc, ak) if self.cols else (ak, bkc)
         ai = np.broadcast_to(a, (n_tiles, self.qt))
@@ -97,7 +96,6 @@ class Neighbourhood:
 
         dev = torch.device(device)
         self.window = di.size
-        self.index = torch.from_numpy(np.array(np.broadcast_to(local, valid.shape))).to(dev)
         self.valid = torch.from_numpy(np.ascontiguousarray(valid)).to(dev)
         self.key_ids = torch.from_numpy((ik * w + jk).reshape(-1, di.size)).to(dev)
         self.query_ids = torch.from_numpy(qid.reshape(-1)).to(dev)
@@ -124,10 +122,27 @@ class Neighbourhood:
 
     def keys(self, feats: torch.Tensor) -> torch.Tensor:
         """Context features ``[N, C]`` -> overlapping view ``[T, K, C]`` of the padded map."""
-        c = feats.shape[-1]
-        buf = feats.new_zeros(self.n_tiles * self.tw + 2 * self.ra, self.lb, c)
-        buf[self.ra:self.ra + self.la] = self._grid(feats)
-        return buf.as_strided((self.n_tiles, self.k, c), (self.tw * self.lb * c, c, 1))
+        c, lb = feats.shape[-1], self.lb
+        start = self.rb + self.ra * lb
+        buf = feats.new_zeros((self.n_tiles * self.tw + 2 * self.ra) * lb + 2 * self.rb, c)
+        buf[start:start + self.n] = self._grid(feats).reshape(-1, c)
+        return buf.as_strided((self.n_tiles, self.k, c), (self.tw * lb * c, c, 1))
+
+    def windows(self, cosines: torch.Tensor) -> torch.Tensor:
+        """The window entries of contiguous tile cosines ``[T, Qt, K]`` as a strided view
+        ``[T, Qt, 2 ri + 1, 2 rj + 1]`` (row offset, column offset), no copy.
+
+        Query ``q`` of a tile (position ``q = al * LB + b``) meets key offset ``(da, db)`` at
+        column ``(al + rA + da) * LB + b + db + rB``, i.e. at flat position
+        ``q (K + 1) + (rA + da) LB + (rB + db)``: one stride per axis.
+        """
+        t, qt, k = cosines.shape
+        lb, na, nb_ = self.lb, 2 * self.ra + 1, 2 * self.rb + 1
+        if self.cols:   # (row offset, column offset) = (db, da)
+            size, stride = (t, qt, nb_, na), (qt * k, k + 1, 1, lb)
+        else:           # (da, db)
+            size, stride = (t, qt, na, nb_), (qt * k, k + 1, lb, 1)
+        return cosines.as_strided(size, stride, cosines.storage_offset())
 
 
 @functools.lru_cache(maxsize=8)
@@ -154,10 +169,13 @@ def sparse_affinity(nb: Neighbourhood, queries: torch.Tensor, context_keys: list
     nq, total = n_tiles * qt, m_ctx * win
     sims = nb.buffer("windows", (n_tiles, qt, m_ctx, win), queries)
     full = nb.buffer("cosines", (n_tiles, qt, nb.k), queries)
+    windows = nb.windows(full)
+    valid = nb.valid.view(windows.shape)
+    neg_inf = full.new_full((), float("-inf"))
     for m, keys in enumerate(context_keys):  # few large calls: threads stay busy
         torch.bmm(queries, keys.transpose(1, 2), out=full)        # [T, Qt, K] cosines
-        torch.gather(full, 2, nb.index, out=sims[:, :, m])
-    sims.masked_fill_(~nb.valid[:, :, None, :], float("-inf"))    # outside the grid: exp -> 0
+        # window entries; outside the grid -inf (exp -> 0)
+        torch.where(valid, windows, neg_inf, out=sims[:, :, m].view(windows.shape))
     sims = sims.view(nq, total)
 
     kc = min(topk, total)

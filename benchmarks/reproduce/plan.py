@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -136,6 +137,28 @@ def final_checkpoint_name(config: str) -> str:
     raise ReproduceError(f"{config}: train_cfg has neither max_epochs nor max_iters")
 
 
+def _patch_of_arch(arch: str) -> int:
+    m = re.search(r"patch(\d+)", arch)
+    return int(m.group(1)) if m else 16
+
+
+def check_patch_size(path: str, rows: dict, source: str) -> None:
+    """Refuse a backbone file whose patch size differs from the rows' architecture (when the file
+    exists; a dry run may name files that are still to be made)."""
+    full = _abs(path)
+    if not full.is_file():
+        return
+    from pretrain.checkpoint import CheckpointError, load_encoder_weights
+    try:
+        patch = load_encoder_weights(full).patch_size
+    except CheckpointError as err:
+        raise ReproduceError(str(err)) from None
+    bad = [r for r, recipe in rows.items() if _patch_of_arch(recipe.arch) != patch]
+    if bad:
+        raise ReproduceError(f"{source} {path}: patch size {patch}, but row {bad[0]!r} needs "
+                             f"{rows[bad[0]].arch}; use --rows or --checkpoint ROW=PATH")
+
+
 def backbone_of(row: str, recipe: Recipe, opts: Options) -> tuple[str, Step | None]:
     """The backbone file a row uses and the pretraining step that makes it (None if given)."""
     given = opts.checkpoints.get(row) or (opts.checkpoints.get("*") if recipe.pretraining else None)
@@ -202,6 +225,10 @@ def plan(table: Table, opts: Options) -> list[Step]:
     if unknown:
         raise ReproduceError(f"--checkpoint {unknown[0]}=...: table {table.name!r} has no such row "
                              f"(rows: {', '.join(table.recipes)})")
+    for key, path in opts.checkpoints.items():
+        targets = {r: table.recipes[r] for r in rows
+                   if (r == key) or (key == "*" and table.recipes[r].pretraining and r not in opts.checkpoints)}
+        check_patch_size(path, targets, "--checkpoint")
     steps, seen = [], set()
     for row in rows:
         for step in row_steps(table, row, opts)[0]:

@@ -45,6 +45,13 @@ def write_format(fmt: str, model, folder: Path, student=None) -> Path:
         path = folder / "flsl_export.safetensors"
         export_encoder(model, path)
         return path
+    if fmt == "flsl-train":  # our pretraining state: teacher / student / meta with the architecture
+        path = folder / "latest.pth"
+        sstate = (student or model).state_dict()
+        torch.save({"teacher": {f"backbone.{k}": v for k, v in state.items()},
+                    "student": {f"backbone.{k}": v.detach().clone() for k, v in sstate.items()},
+                    "meta": {"flsl_spec": model.flsl_spec.to_json(), "epoch": 1}}, path)
+        return path
     if fmt == "flsl-authors":  # {"student": {"module.backbone.*"}, "teacher": {"backbone.*"}}
         sstate = {k: v.detach().clone() for k, v in (student or model).state_dict().items()}
         head = {"head.mlp.0.weight": torch.randn(8, c), "head.last_layer.weight_g": torch.ones(16, 1)}
@@ -80,7 +87,7 @@ def write_format(fmt: str, model, folder: Path, student=None) -> Path:
     raise ValueError(fmt)
 
 
-FORMATS = ("flsl-export", "flsl-authors", "dino", "ibot", "timm", "timm-safetensors")
+FORMATS = ("flsl-export", "flsl-train", "flsl-authors", "dino", "ibot", "timm", "timm-safetensors")
 
 
 @pytest.fixture(scope="session")

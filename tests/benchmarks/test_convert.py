@@ -15,8 +15,8 @@ from pretrain.encoder import encode
 from tests.benchmarks.conftest import FORMATS, tiny_encoder, write_format
 from tools import convert_checkpoint
 
-EXPECTED_FORMAT = {"flsl-export": "flsl-export", "flsl-authors": "flsl-authors", "dino": "dino",
-                   "ibot": "ibot", "timm": "timm", "timm-safetensors": "timm"}
+EXPECTED_FORMAT = {"flsl-export": "flsl-export", "flsl-train": "flsl-train", "flsl-authors": "flsl-authors",
+                   "dino": "dino", "ibot": "ibot", "timm": "timm", "timm-safetensors": "timm"}
 
 
 @pytest.fixture(scope="module")

@@ -153,8 +153,7 @@ def test_dry_run_prints_runnable_commands(name, tmp_path):
 
 def test_dry_run_with_checkpoint_skips_pretraining_and_marks_finished_steps(tmp_path):
     work = tmp_path / "w"
-    ckpt = tmp_path / "authors_flsl_vits16.pth"
-    ckpt.write_bytes(b"")
+    ckpt = _tiny_export(tmp_path, patch=16)
     proc = reproduce("uavdt", "--dry-run", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt,
                      "--data-root", tmp_path / "d", "--data-root", f"uavdt={tmp_path / 'u'}")
     assert proc.returncode == 0, proc.stderr
@@ -172,6 +171,27 @@ def test_dry_run_with_checkpoint_skips_pretraining_and_marks_finished_steps(tmp_
     proc = reproduce("uavdt", "--dry-run", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt)
     assert "# [1/4] done: uavdt/flsl_vits16" in proc.stdout
     assert not any(c[0] == "tools/dist_train.sh" and str(final.parent) in c for c in _commands(proc.stdout))
+
+
+def _tiny_export(folder: Path, patch: int) -> Path:
+    from pretrain.checkpoint import export_encoder
+    from pretrain.encoder import build_encoder
+    path = folder / f"tiny_p{patch}.safetensors"
+    export_encoder(build_encoder("vit_tiny_patch16_224", depth=1, img_size=64, patch_size=patch), path)
+    return path
+
+
+def test_checkpoint_of_the_wrong_patch_size_is_refused(tmp_path):
+    p16 = _tiny_export(tmp_path, patch=16)
+    proc = reproduce("davis", "--dry-run", "--work-root", tmp_path, "--checkpoint", p16)
+    assert proc.returncode == 2 and "flsl_vits8" in proc.stderr and "patch size 16" in proc.stderr
+    proc = reproduce("davis", "--dry-run", "--work-root", tmp_path, "--checkpoint", p16, "--rows", "flsl_vits16")
+    assert proc.returncode == 0, proc.stderr
+    p8 = _tiny_export(tmp_path, patch=8)
+    proc = reproduce("davis", "--dry-run", "--work-root", tmp_path, "--checkpoint", p16,
+                     "--checkpoint", f"flsl_vits8={p8}")
+    assert proc.returncode == 0, proc.stderr
+    assert f"--checkpoint {p8}" in proc.stdout and f"--checkpoint {p16}" in proc.stdout
 
 
 def test_slurm_pretraining_command(tmp_path):

@@ -139,7 +139,7 @@ def test_window_tables_enumerate_each_window(h, w, radius, tile):
     nb = Neighbourhood(h, w, radius, tile_width=tile)
     ids = torch.arange(h * w, dtype=torch.float32)[:, None] + 1.0   # feature = patch id + 1
     full = torch.bmm(nb.queries(torch.ones(h * w, 1)), nb.keys(ids).transpose(1, 2))
-    win = torch.gather(full, 2, nb.index).reshape(nb.n_tiles * nb.qt, -1)
+    win = nb.windows(full).reshape(nb.n_tiles * nb.qt, -1)
     valid = nb.valid.reshape(nb.n_tiles * nb.qt, -1)
     for row, q in enumerate(nb.query_ids.tolist()):
         if q < 0:
