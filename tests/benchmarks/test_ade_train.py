@@ -30,10 +30,10 @@ def plain_miou(pred_dir, gt_dir) -> float:
         assert pred.shape == gt.shape
         keep = gt >= 0
         gt, pred = gt[keep], pred[keep]
-        inter += np.bincount(gt[gt == pred], minlength=N_CLASSES)[:N_CLASSES]
-        area_p = np.bincount(pred, minlength=N_CLASSES)[:N_CLASSES]
-        area_g = np.bincount(gt, minlength=N_CLASSES)[:N_CLASSES]
-        union += area_p + area_g - np.bincount(gt[gt == pred], minlength=N_CLASSES)[:N_CLASSES]
+        hit = np.bincount(gt[gt == pred], minlength=N_CLASSES)[:N_CLASSES]
+        inter += hit
+        union += (np.bincount(pred, minlength=N_CLASSES)[:N_CLASSES]
+                  + np.bincount(gt, minlength=N_CLASSES)[:N_CLASSES] - hit)
     present = union > 0
     return float(100 * np.mean(inter[present] / union[present]))
 

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from benchmarks.data_check import DataError, check_coco, check_seg_folders, load_json
