@@ -13,26 +13,11 @@
 #             re-root every dataset and evaluator path that starts with the old value.
 # batch       lr 5e-5 is for a total batch of 8 (8 GPUs x 1 image): auto_scale_lr (base_batch_size 8)
 #             rescales it linearly to GPUs x train_dataloader.batch_size.
-_base_ = [
-    '../_base_/models/mask_rcnn_vit_fpn.py',
-    '../_base_/datasets/coco_instance_detr_aug.py',
-    '../_base_/schedules/adamw_1x.py',
-    '../_base_/default_runtime_det.py',
-]
-
-data_root = 'data/coco/'
+# Everything else (data, schedule, adapter layout: the patch-8 variant is chosen from the patch size)
+# is the ViT-S/16 row's.
+_base_ = ['./mask_rcnn_flsl_vits16.py']
 
 model = dict(
     backbone=dict(
         arch='vit_small_patch8_224',
-        out_indices=(3, 5, 7, 11),
-        drop_path_rate=0.05,
-        adapter='multiscale',
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/flsl_vits8.safetensors')),
-    neck=dict(in_channels=[384, 384, 384, 384]))
-
-train_dataloader = dict(dataset=dict(data_root=data_root))
-val_dataloader = dict(dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
-test_evaluator = val_evaluator
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/flsl_vits8.safetensors')))
