@@ -14,6 +14,10 @@ On a generated 480p DAVIS-layout set (benchmarks/synthetic/davis.py) with a rand
   per-object, per-frame loops with OpenCV dilation (the official procedure), on the same label
   maps held in memory; scored frames/s and whether all numbers are identical. Reading the PNGs
   back (``evaluate_folder``) is timed separately, for information.
+
+Propagation runs once per side after a short warm-up, the two sides alternating sequence by
+sequence so that changes of machine load hit both; evaluation is the best of 3 runs per side.
+On a shared machine pass ``--threads 1``.
 """
 from __future__ import annotations
 
@@ -166,8 +170,8 @@ def main(argv=None) -> int:
     same = prop["pixels_differing"] == 0
     print(f"propagated frames: {n}; output label maps identical: {same} "
           f"({prop['pixels_differing']} of {prop['pixels']} pixels differ"
-          + (f"; at those pixels the reference's two best labels are within "
-             f"{prop['worst_margin']:.1e} of each other: float32 near-ties)" if not same else ")"))
+          + (f"; there the reference's normalised scores of its two best labels differ by at "
+             f"most {prop['worst_margin']:.1e}: float32 near-ties)" if not same else ")"))
     print(f"scored frames: {ev['frames']} ({ev['objects']} objects); all numbers identical: "
           f"{ev['identical']} (J&F-Mean {ev['jf']:.3f})")
     print(f"evaluation from PNG files (evaluate_folder, decoding included): "
