@@ -113,11 +113,15 @@ class Progress:
         self._stage = None
 
 
+#: environment of every tool the demo runs (set by :func:`main`: ``--threads``)
+TOOL_ENV: dict = {}
+
+
 def run(argv: list, stage: str, log=print) -> None:
     """Run a suite tool from the repository root; its output streams through."""
     argv = [str(a) for a in argv]
     log("$ " + " ".join(argv), flush=True)
-    proc = subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **TOOL_ENV})
     if proc.returncode != 0:
         raise DemoError(f"stage {stage}: command failed with exit status {proc.returncode}: {' '.join(argv)}")
 
@@ -285,7 +289,14 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="test-sized budget (a few minutes)")
     p.add_argument("--fresh", action="store_true", help="delete the work dir first")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
-    return p.parse_args(argv)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per tool (default 1: on a 2-core machine, intra-op threads "
+                        "competing with the data workers and other processes make every step "
+                        "several times slower)")
+    args = p.parse_args(argv)
+    if args.threads < 1:
+        p.error("--threads must be at least 1")
+    return args
 
 
 def main(argv=None) -> int:
@@ -295,6 +306,7 @@ def main(argv=None) -> int:
     if not work.is_absolute():
         work = Path.cwd() / work
     python = sys.executable
+    TOOL_ENV.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     if args.fresh and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
