@@ -15,17 +15,4 @@ CONFIG="$1"
 CHECKPOINT="$2"
 GPUS="$3"
 shift 3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-bash "$ROOT/tools/setup_env.sh"
-PY="$ROOT/.venv/bin/python"
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-
-if [ "$GPUS" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
-  exec "$PY" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" --master_port="$PORT" --nproc_per_node="$GPUS" \
-    "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"
-fi
-exec "$PY" "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" "$@"
+exec bash "$ROOT/tools/launch.sh" "$GPUS" "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" "$@"
