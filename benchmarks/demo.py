@@ -65,8 +65,8 @@ class Budget:
 DEFAULT = Budget(
     name="default",
     pretrain_options=(),
-    coco=dict(n_train=64, n_val=24, height=128, width=160, seed=0),
-    mask_rcnn_epochs=8,
+    coco=dict(n_train=320, n_val=32, height=128, width=160, seed=0),
+    mask_rcnn_epochs=4,
     davis=dict(n_sequences=8, frames=(10, 14), size=(128, 224), seed=1),
     davis_short_side=128,
 )
@@ -203,7 +203,7 @@ def mask_rcnn(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget)
              "--cfg-options", f"model.backbone.init_cfg.checkpoint={rel(backbone)}", f"data_root={data_root}",
              f"train_cfg.max_epochs={epochs}",
              f"default_hooks.checkpoint.interval={epochs}",
-             f"param_scheduler.1.end={epochs}", f"param_scheduler.1.milestones=[{max(epochs - 2, 1)}]"],
+             f"param_scheduler.1.end={epochs}", f"param_scheduler.1.milestones=[{max(epochs - 1, 1)}]"],
             f"coco/{arm}")
     run(["bash", "tools/dist_test.sh", MASK_RCNN_CONFIG, rel(ckpt), "1", "--work-dir", rel(run_dir / "test"),
          "--cfg-options", f"data_root={data_root}"], f"coco/{arm}")
@@ -242,7 +242,8 @@ def collect_results(work: Path) -> dict:
     for arm in ARMS:
         coco = collect("coco", work / "runs" / arm / "coco") or {}
         dav = collect("davis", work / "runs" / arm) or {}
-        out[arm] = {k: coco.get(k) for k in COCO_KEYS} | {k: dav.get(k) for k in DAVIS_KEYS}
+        both = {**coco, **dav}
+        out[arm] = {k: None if both.get(k) is None else round(both[k], 4) for k in COCO_KEYS + DAVIS_KEYS}
     return out
 
 
@@ -272,7 +273,8 @@ def results_markdown(results: dict, budget: Budget, wall: float | None = None) -
 def write_results(work: Path, results: dict, budget: Budget, times: dict, wall: float, figs: list) -> Path:
     doc = {"budget": dataclasses.asdict(budget), "results": results,
            "difference": {k: (None if results["flsl"].get(k) is None or results["random"].get(k) is None
-                              else results["flsl"][k] - results["random"][k]) for k in COCO_KEYS + DAVIS_KEYS},
+                              else round(results["flsl"][k] - results["random"][k], 4))
+                          for k in COCO_KEYS + DAVIS_KEYS},
            "sources": {arm: {"coco": rel(work / "runs" / arm / "coco" / "test" / "test_metrics.json"),
                              "davis": rel(work / "runs" / arm / "davis" / "davis_results.json")} for arm in ARMS},
            "stage_seconds": times, "wall_seconds": round(wall, 1), "figures": [rel(p) for p in figs]}
