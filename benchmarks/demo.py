@@ -33,7 +33,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +67,8 @@ class Budget:
 DEFAULT = Budget(
     name="default",
     pretrain_options=(),
-    coco=dict(n_train=320, n_val=32, height=128, width=160, seed=0),
-    mask_rcnn_epochs=4,
+    coco=dict(n_train=320, n_val=96, height=128, width=160, seed=0),
+    mask_rcnn_epochs=5,
     davis=dict(n_sequences=8, frames=(10, 14), size=(128, 224), seed=1),
     davis_short_side=128,
 )
@@ -117,13 +119,39 @@ class Progress:
 TOOL_ENV: dict = {}
 
 
-def run(argv: list, stage: str, log=print) -> None:
-    """Run a suite tool from the repository root; its output streams through."""
+_PRINT_LOCK = threading.Lock()
+
+
+def run(argv: list, stage: str, log=print, prefix: str | None = None) -> None:
+    """Run a suite tool from the repository root. Its output streams through, each line led by
+    ``[prefix]`` when given (for tools that run side by side)."""
     argv = [str(a) for a in argv]
-    log("$ " + " ".join(argv), flush=True)
-    proc = subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **TOOL_ENV})
-    if proc.returncode != 0:
-        raise DemoError(f"stage {stage}: command failed with exit status {proc.returncode}: {' '.join(argv)}")
+    lead = f"[{prefix}] " if prefix else ""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **TOOL_ENV}
+    with _PRINT_LOCK:
+        log(lead + "$ " + " ".join(argv), flush=True)
+    if prefix is None:
+        returncode = subprocess.run(argv, cwd=ROOT, env=env).returncode
+    else:
+        with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace", bufsize=1) as proc:
+            for line in proc.stdout:
+                with _PRINT_LOCK:
+                    log(lead + line.rstrip("\n"), flush=True)
+            returncode = proc.wait()
+    if returncode != 0:
+        raise DemoError(f"stage {stage}: command failed with exit status {returncode}: {' '.join(argv)}")
+
+
+def for_each_arm(fn, jobs: int) -> dict:
+    """``{arm: fn(arm)}``; with ``jobs`` > 1 the arms run side by side (each tool on its own
+    ``--threads`` torch threads), their output lines led by the arm's name. The first failure is
+    raised after every arm has finished."""
+    if jobs <= 1:
+        return {arm: fn(arm, None) for arm in ARMS}
+    with ThreadPoolExecutor(max_workers=min(jobs, len(ARMS))) as pool:
+        futures = {arm: pool.submit(fn, arm, arm) for arm in ARMS}
+        return {arm: f.result() for arm, f in futures.items()}
 
 
 def rel(path: Path) -> str:
@@ -189,7 +217,8 @@ def export(work: Path, python: str) -> dict:
     return {"flsl": flsl, "random": random}
 
 
-def mask_rcnn(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget) -> Path:
+def mask_rcnn(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget,
+              prefix: str | None = None) -> Path:
     """Fine-tune + evaluate; returns the run folder (``test/test_metrics.json`` inside)."""
     run_dir = work / "runs" / arm / "coco"
     if (run_dir / "test" / "test_metrics.json").is_file():
@@ -204,13 +233,14 @@ def mask_rcnn(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget)
              f"train_cfg.max_epochs={epochs}",
              f"default_hooks.checkpoint.interval={epochs}",
              f"param_scheduler.1.end={epochs}", f"param_scheduler.1.milestones=[{max(epochs - 1, 1)}]"],
-            f"coco/{arm}")
+            f"coco/{arm}", prefix=prefix)
     run(["bash", "tools/dist_test.sh", MASK_RCNN_CONFIG, rel(ckpt), "1", "--work-dir", rel(run_dir / "test"),
-         "--cfg-options", f"data_root={data_root}"], f"coco/{arm}")
+         "--cfg-options", f"data_root={data_root}"], f"coco/{arm}", prefix=prefix)
     return run_dir
 
 
-def davis(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str) -> Path:
+def davis(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
+          prefix: str | None = None) -> Path:
     """Label propagation + J&F; returns the run folder (``davis/davis_results.json`` inside)."""
     run_dir = work / "runs" / arm
     out = run_dir / "davis"
@@ -219,19 +249,17 @@ def davis(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, pyt
         return run_dir
     run([python, "tools/davis_propagate.py", "--config", DAVIS_CONFIG, "--checkpoint", rel(backbone),
          "--davis-root", rel(roots["davis"]), "--output", rel(out), "--evaluate",
-         "--short-side", str(budget.davis_short_side)], f"davis/{arm}")
+         "--short-side", str(budget.davis_short_side)], f"davis/{arm}", prefix=prefix)
     return run_dir
 
 
-def figures(work: Path, backbones: dict, roots: dict, budget: Budget, python: str) -> list:
+def figures(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
+            prefix: str | None = None) -> list:
     images = sorted((Path(roots["coco"]) / "val").glob("*.jpg"))[:budget.figure_images]
-    outs = []
-    for arm, path in backbones.items():
-        out = work / "figures" / arm
-        run([python, "tools/visualize.py", rel(path), *[rel(i) for i in images], "--out", rel(out),
-             "--size", str(budget.coco["height"]), "--k", "6"], f"figures/{arm}")
-        outs += sorted(out.glob("*_summary.png"))
-    return outs
+    out = work / "figures" / arm
+    run([python, "tools/visualize.py", rel(backbone), *[rel(i) for i in images], "--out", rel(out),
+         "--size", str(budget.coco["height"]), "--k", "6"], f"figures/{arm}", prefix=prefix)
+    return sorted(out.glob("*_summary.png"))
 
 
 # ----------------------------------------------------------------------------- table
@@ -295,7 +323,13 @@ def parse_args(argv=None):
                    help="torch threads per tool (default 1: on a 2-core machine, intra-op threads "
                         "competing with the data workers and other processes make every step "
                         "several times slower)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="backbones (arms) processed side by side in the fine-tuning, DAVIS and figure "
+                        "stages (default: 2 where the machine has 2 or more cores, each tool on "
+                        "--threads threads)")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
     if args.threads < 1:
         p.error("--threads must be at least 1")
     return args
@@ -321,14 +355,15 @@ def main(argv=None) -> int:
         prog.stage("export", "exporting the pretrained teacher encoder and the initialisation")
         backbones = export(work, python)
         prog.stage("coco", f"Mask R-CNN fine-tuning + COCO evaluation ({MASK_RCNN_CONFIG}), both backbones")
-        for arm in ARMS:
-            mask_rcnn(work, arm, backbones[arm], roots, budget)
+        for_each_arm(lambda arm, prefix: mask_rcnn(work, arm, backbones[arm], roots, budget, prefix), args.jobs)
         prog.stage("davis", "DAVIS-style label propagation + J&F, both backbones")
-        for arm in ARMS:
-            davis(work, arm, backbones[arm], roots, budget, python)
+        for_each_arm(lambda arm, prefix: davis(work, arm, backbones[arm], roots, budget, python, prefix),
+                     args.jobs)
         prog.stage("figures", "k-means cluster maps and mean-shift attention maps")
         figs = sorted((work / "figures").glob("*/*_summary.png")) if args.no_figures \
-            else figures(work, backbones, roots, budget, python)
+            else [f for arm_figs in for_each_arm(
+                lambda arm, prefix: figures(work, arm, backbones[arm], roots, budget, python, prefix),
+                args.jobs).values() for f in arm_figs]
         prog.stage("table", "table")
         results = collect_results(work)
         prog.finish()

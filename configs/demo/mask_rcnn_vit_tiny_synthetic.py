@@ -8,7 +8,7 @@
 # on one CPU thread; no validation during training: tools/test.py evaluates the last checkpoint
 # (COCO bbox / segm AP with pycocotools). Schedule for the demo's few hundred iterations: AdamW lr
 # 1e-3 for the neck and heads (which start from scratch in both arms) and 0.1x that for the
-# encoder (pretrained or random), batch 2, 4 epochs, x0.1 for the last one. The encoder's
+# encoder (pretrained or random), batch 2, 5 epochs, x0.1 for the last one. The encoder's
 # lr_mult entry replaces the base file's no-decay rule for its norms and biases (MMEngine applies
 # one paramwise rule per parameter); its position embedding keeps decay 0.
 _base_ = ['../coco/mask_rcnn_flsl_vits16.py']
@@ -80,7 +80,7 @@ val_dataloader = None
 val_cfg = None
 val_evaluator = None
 
-max_epochs = 4
+max_epochs = 5
 optim_wrapper = dict(
     optimizer=dict(lr=1e-3),
     paramwise_cfg=dict(custom_keys={'backbone.encoder': dict(lr_mult=0.1),

@@ -116,3 +116,48 @@ def test_second_run_resumes_without_redoing(demo):
     assert proc.stdout.count("already evaluated") == 4
     assert "tools/dist_train.sh" not in proc.stdout
     assert json.loads((work / "results.json").read_text())["results"] == json.loads(before)["results"]
+
+
+def test_arms_side_by_side_prefix_output_and_raise_failures(capsys):
+    """--jobs 2: both arms run (at the same time), every output line is led by its arm's name,
+    and a failing tool's error reaches the caller after the other arm has finished."""
+    import threading
+
+    from benchmarks import demo as demo_module
+
+    inside, peak, lock = [0], [0], threading.Lock()
+    barrier = threading.Barrier(2, timeout=30)
+
+    def job(arm, prefix):
+        with lock:
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+        barrier.wait()                      # returns only if both arms are running at once
+        demo_module.run([sys.executable, "-c", f"print('hello from {arm}'); print('line two')"],
+                        f"test/{arm}", prefix=prefix)
+        with lock:
+            inside[0] -= 1
+        return arm.upper()
+
+    assert demo_module.for_each_arm(job, jobs=2) == {"flsl": "FLSL", "random": "RANDOM"}
+    assert peak[0] == 2
+    out = capsys.readouterr().out.splitlines()
+    for arm in demo_module.ARMS:
+        assert f"[{arm}] hello from {arm}" in out
+        assert f"[{arm}] line two" in out
+    assert not [ln for ln in out if ln and not ln.startswith(("[flsl] ", "[random] "))]
+
+    finished = []
+
+    def failing(arm, prefix):
+        if arm == "flsl":
+            demo_module.run([sys.executable, "-c", "import sys; sys.exit(3)"], "test/flsl", prefix=prefix)
+        finished.append(arm)
+
+    with pytest.raises(demo_module.DemoError, match="exit status 3"):
+        demo_module.for_each_arm(failing, jobs=2)
+    assert finished == ["random"]
+    # one job at a time: no prefix, the arms in order
+    order = []
+    demo_module.for_each_arm(lambda arm, prefix: order.append((arm, prefix)), jobs=1)
+    assert order == [("flsl", None), ("random", None)]
