@@ -22,7 +22,7 @@ Stages, each through the suite's own command-line tools (their progress streams 
 
 A finished stage is skipped when the demo is run again (``--fresh`` starts over). ``--quick`` is
 a test-sized budget (a few minutes on 2 CPU cores); the default budget is sized to finish in
-about 15 minutes there (docs/reproduce.md states the measured time).
+about 11 minutes there (under 15 on a busy machine) (docs/reproduce.md states the measured time).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The end-to-end demo on generated data (2 CPU cores, about 15 minutes, no downloads):
+# The end-to-end demo on generated data (2 CPU cores, about 11 minutes, no downloads):
 # FLSL pretraining of a small ViT -> export -> Mask R-CNN fine-tuning + COCO evaluation and
 # DAVIS-style label propagation + J&F, for the pretrained and the randomly initialised backbone
 # with the same budget -> a table (WORK/results.md, WORK/results.json) and figures.
