@@ -4,8 +4,9 @@ AdamW, EMA) for ViT-S/16, side by side with a plain reference step written the
 straightforward way (a Python loop over views, boolean-mask token selection, unfused
 attention, per-view losses), from the same weights and batch.
 
-CPU (default): fp32 for both. Prints both step times, their ratio, both loss values, and the
-step's achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode) against this machine's fp32
+CPU (default): fp32 for both, steps of the two alternating (median of ``--steps`` each, so a
+change in the machine's load hits both alike). Prints both step times, their ratio, both loss
+values, and the step's achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode) against this machine's fp32
 matmul GFLOP/s.
 
 GPU (``--device cuda``): the project step in bf16 autocast (SDPA picks flash attention) against
@@ -210,6 +211,21 @@ def time_steps(step, setup, batch, steps, warmup: int = 1):
     return (time.perf_counter() - t0) / steps, float(first), peak_mib
 
 
+def time_interleaved(variants, batch, steps):
+    """CPU timing of several step functions, one step of each in turn (after one warm-up step
+    each, whose loss is returned). Returns ``[(median step seconds, first loss)]``."""
+    runs = []
+    for step, setup in variants:
+        opt = torch.optim.AdamW(param_groups(setup.student), lr=1e-4, foreach=(step is fast_step))
+        runs.append((step, setup, opt, float(step(setup, opt, batch)), []))
+    for _ in range(steps):
+        for step, setup, opt, _, times in runs:
+            t0 = time.perf_counter()
+            step(setup, opt, batch)
+            times.append(time.perf_counter() - t0)
+    return [(sorted(times)[len(times) // 2], first) for _, _, _, first, times in runs]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="vit_small_patch16_224")
@@ -229,15 +245,20 @@ def main(argv=None):
     print(f"{args.arch}, batch {args.batch} (1 teacher + 1 global 224 px + 2 local 96 px views each), "
           f"K={args.out_dim}, {where}, {precision}", flush=True)
     warmup = 3 if gpu else 1
-    fast_setup = Setup(args.arch, args.out_dim, device=args.device, amp=fast_amp)
-    t_fast, loss_fast, mem_fast = time_steps(fast_step, fast_setup, batch, args.steps, warmup)
-    del fast_setup
-    if gpu:
+    if gpu:   # one after the other: each variant's peak memory is measured on its own
+        fast_setup = Setup(args.arch, args.out_dim, device=args.device, amp=fast_amp)
+        t_fast, loss_fast, mem_fast = time_steps(fast_step, fast_setup, batch, args.steps, warmup)
+        del fast_setup
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    ref_setup = Setup(args.arch, args.out_dim, device=args.device, amp=ref_amp)
-    t_ref, loss_ref, mem_ref = time_steps(reference_step, ref_setup, batch, args.steps, warmup)
-    del ref_setup
+        ref_setup = Setup(args.arch, args.out_dim, device=args.device, amp=ref_amp)
+        t_ref, loss_ref, mem_ref = time_steps(reference_step, ref_setup, batch, args.steps, warmup)
+        del ref_setup
+    else:     # CPU: steps alternate, so that a change in the machine's load hits both alike
+        (t_fast, loss_fast), (t_ref, loss_ref) = time_interleaved(
+            [(fast_step, Setup(args.arch, args.out_dim)), (reference_step, Setup(args.arch, args.out_dim))],
+            batch, args.steps)
+        mem_fast = mem_ref = float("nan")
     flops_setup = Setup(args.arch, args.out_dim, device=args.device, amp=fast_amp)
     flops = count_flops(lambda: fast_step(flops_setup, torch.optim.AdamW(flops_setup.student.parameters()), batch))
     peak = matmul_gflops(args.device, torch.bfloat16 if gpu else torch.float32)
