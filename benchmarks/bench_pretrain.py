@@ -6,12 +6,13 @@ attention, per-view losses), from the same weights and batch.
 
 CPU (default): fp32 for both, steps of the two alternating (median of ``--steps`` each, so a
 change in the machine's load hits both alike). Prints both step times, their ratio, both loss
-values, and the step's achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode) against this machine's fp32
-matmul GFLOP/s.
+values, and the step's achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode) against this
+machine's fp32 matmul GFLOP/s.
 
 GPU (``--device cuda``): the project step in bf16 autocast (SDPA picks flash attention) against
 the reference in fp16 autocast with a GradScaler, as mixed-precision training is usually
-written; prints images/s of both and their ratio, and the step's TFLOP/s against a bf16 matmul.
+written; prints images/s and peak memory of both, their ratio, and the step's GFLOP/s against a bf16
+matmul's.
 
     python benchmarks/bench_pretrain.py [--batch 4] [--steps 3] [--arch vit_small_patch16_224]
     python benchmarks/bench_pretrain.py --device cuda --batch 64 --steps 10
@@ -196,19 +197,19 @@ def count_flops(fn) -> float:
     return float(counter.get_total_flops())
 
 
-def time_steps(step, setup, batch, steps, warmup: int = 1):
-    device = batch["global"].device.type
+def time_steps_gpu(step, setup, batch, steps, warmup: int = 3):
+    """GPU timing of one step function after ``warmup`` steps (the first one's loss is
+    returned). Returns ``(seconds per step, first loss, peak MiB allocated)``."""
     opt = torch.optim.AdamW(param_groups(setup.student), lr=1e-4, foreach=(step is fast_step))
-    first = step(setup, opt, batch)  # warm-up (also the compared loss value)
+    first = step(setup, opt, batch)
     for _ in range(warmup - 1):
         step(setup, opt, batch)
-    synchronize(device)
+    torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(steps):
         step(setup, opt, batch)
-    synchronize(device)
-    peak_mib = torch.cuda.max_memory_allocated() / 2 ** 20 if device == "cuda" else float("nan")
-    return (time.perf_counter() - t0) / steps, float(first), peak_mib
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps, float(first), torch.cuda.max_memory_allocated() / 2 ** 20
 
 
 def time_interleaved(variants, batch, steps):
@@ -244,15 +245,14 @@ def main(argv=None):
     where = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.arch}, batch {args.batch} (1 teacher + 1 global 224 px + 2 local 96 px views each), "
           f"K={args.out_dim}, {where}, {precision}", flush=True)
-    warmup = 3 if gpu else 1
     if gpu:   # one after the other: each variant's peak memory is measured on its own
         fast_setup = Setup(args.arch, args.out_dim, device=args.device, amp=fast_amp)
-        t_fast, loss_fast, mem_fast = time_steps(fast_step, fast_setup, batch, args.steps, warmup)
+        t_fast, loss_fast, mem_fast = time_steps_gpu(fast_step, fast_setup, batch, args.steps)
         del fast_setup
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         ref_setup = Setup(args.arch, args.out_dim, device=args.device, amp=ref_amp)
-        t_ref, loss_ref, mem_ref = time_steps(reference_step, ref_setup, batch, args.steps, warmup)
+        t_ref, loss_ref, mem_ref = time_steps_gpu(reference_step, ref_setup, batch, args.steps)
         del ref_setup
     else:     # CPU: steps alternate, so that a change in the machine's load hits both alike
         (t_fast, loss_fast), (t_ref, loss_ref) = time_interleaved(
