@@ -1,5 +1,5 @@
 """Downstream dense-prediction benchmarks (MMDetection / MMSegmentation / DAVIS / UAVDT).
 
-``benchmarks.backbone`` registers the FLSL ViT backbone in MMDetection's and MMSegmentation's
-model registries; configs load it with ``custom_imports=dict(imports=['benchmarks.backbone'])``.
+``benchmarks.dense.backbone`` registers the FLSL ViT backbone in MMDetection's and MMSegmentation's
+model registries; configs load it with ``custom_imports=dict(imports=['benchmarks.dense.backbone'])``.
 """

@@ -15,11 +15,13 @@ no class token, ``pos_embed`` of shape ``[1, N, C]``).
 """
 from __future__ import annotations
 
+from core.errors import FLSLError
+from core.files import atomic_path
+
 import argparse
 import dataclasses
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
@@ -27,7 +29,7 @@ import torch
 from .encoder import EncoderSpec, build_encoder
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(FLSLError):
     """A checkpoint that cannot be used; the message names the file and the key."""
 
 
@@ -37,19 +39,8 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
 
     A crash at any moment leaves either the previous file or the new one, never a partial file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 #: classes ``load_safely`` lets ``torch.load(weights_only=True)`` rebuild besides tensors and plain
@@ -106,17 +97,9 @@ def export_encoder(model: torch.nn.Module, path: str | os.PathLike) -> None:
     from safetensors.torch import save_file
     spec: EncoderSpec = model.flsl_spec
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": "flsl-encoder", "flsl_spec": spec.to_json(),
-                                        "patch_size": str(int(model.patch_embed.patch_size[0]))})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": "flsl-encoder", "flsl_spec": spec.to_json(),
+                                             "patch_size": str(int(model.patch_embed.patch_size[0]))})
 
 
 # --------------------------------------------------------------------------------------- import

@@ -7,6 +7,8 @@ naming it (``on_corrupt='skip'``; the replacement is deterministic, so resume st
 """
 from __future__ import annotations
 
+from core.errors import FLSLError
+
 import hashlib
 import logging
 import os
@@ -20,7 +22,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 log = logging.getLogger("flsl")
 
 
-class DataError(RuntimeError):
+class DataError(FLSLError):
     """Unusable training data; the message names the folder or file."""
 
     def __init__(self, message: str):  # one string argument: survives DataLoader worker re-raise

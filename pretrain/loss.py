@@ -13,6 +13,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from core.dist import is_distributed
+
 
 def attend(queries: torch.Tensor, keys: torch.Tensor, scale: float) -> torch.Tensor:
     """One mean-shift step: ``softmax_j(scale * q . k_j) @ k``.
@@ -75,7 +77,7 @@ class _AllReduceMeanPassGrad(torch.autograd.Function):
 
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     """Mean over processes (identity without an initialised process group), gradient pass-through."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if is_distributed():
         return _AllReduceMeanPassGrad.apply(x)
     return x
 
@@ -140,7 +142,7 @@ class FLSLLoss(nn.Module):
     @torch.no_grad()
     def _update_center(self, teacher_logits: torch.Tensor) -> None:
         batch_center = teacher_logits.mean(0, keepdim=True)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if is_distributed():
             dist.all_reduce(batch_center)
             batch_center /= dist.get_world_size()
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)

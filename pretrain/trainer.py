@@ -7,6 +7,8 @@ CPU (same thread count); see ``tests/pretrain/test_resume.py``.
 """
 from __future__ import annotations
 
+from core.errors import FLSLError
+
 import json
 import logging
 import math
@@ -31,7 +33,7 @@ from .views import MultiCropViews, ViewConfig
 log = logging.getLogger("flsl")
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(FLSLError):
     """The loss became NaN or infinite; training stopped without saving."""
 
 

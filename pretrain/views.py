@@ -12,8 +12,7 @@ import torch
 from PIL import Image, ImageFilter, ImageOps
 from torchvision import transforms as T
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from core.constants import IMAGENET_MEAN, IMAGENET_STD
 _CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (row side, column side): 0 = top/left, 1 = bottom/right
 
 

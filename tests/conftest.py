@@ -1,4 +1,4 @@
-"""Shared test set-up: the repository root on sys.path, deterministic CPU threads."""
+"""Shared test set-up: deterministic CPU threads, the repository root and the interpreter."""
 import os
 import sys
 from pathlib import Path
@@ -6,8 +6,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 

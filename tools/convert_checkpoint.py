@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert a ViT checkpoint to this project's encoder export (.safetensors).
 
-    python tools/convert_checkpoint.py SRC DST.safetensors [--student] [--expect-patch 16]
+    python tools/convert_checkpoint.py SRC --out DST.safetensors [--which student] [--patch-size 16]
 
 SRC may be (auto-detected; the format found is printed):
 
@@ -12,7 +12,7 @@ SRC may be (auto-detected; the format found is printed):
                 (bare, or under "teacher" / "state_dict")
   timm          a timm ViT state dict (head.* dropped)
 
-Conversion picks the sub-dictionary (teacher unless --student), strips the prefixes, drops the
+Conversion picks the sub-dictionary (teacher unless --which student), strips the prefixes, drops the
 class token, the head and the class slot of the position embedding, checks every encoder tensor
 against the architecture read from the file, and writes DST with the architecture in its metadata.
 
@@ -28,7 +28,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _plain(obj):
@@ -59,19 +58,20 @@ def _trusted_copy(src: Path, folder: Path) -> Path:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="checkpoint to convert (.pth / .pt / .safetensors)")
-    p.add_argument("dst", help="output .safetensors file")
-    p.add_argument("--student", action="store_true", help="take the student where the file has both")
-    p.add_argument("--expect-patch", type=int, default=None, help="refuse a different patch size")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--which", choices=("teacher", "student"), default="teacher",
+                   help="encoder of a file holding both (default teacher)")
+    p.add_argument("--patch-size", type=int, default=None, help="refuse a different patch size")
     p.add_argument("--trust-pickle", action="store_true",
                    help="fully unpickle SRC (runs code from the file: trusted files only)")
     args = p.parse_args(argv)
     from pretrain.checkpoint import CheckpointError, export_encoder, load_pretrained_encoder
 
-    if not str(args.dst).endswith(".safetensors"):
-        print("error: DST must end with .safetensors", file=sys.stderr)
+    if not str(args.out).endswith(".safetensors"):
+        print("error: --out must end with .safetensors", file=sys.stderr)
         return 2
     src = Path(args.src)
-    which = "student" if args.student else "teacher"
+    which = args.which
     try:
         with tempfile.TemporaryDirectory() as tmp:
             if args.trust_pickle and src.suffix != ".safetensors":
@@ -81,11 +81,11 @@ def main(argv=None) -> int:
                     src = _trusted_copy(src, Path(tmp))
                 except Exception as err:  # noqa: BLE001 - reported with the file name
                     raise CheckpointError(f"{args.src}: cannot be read ({err})") from None
-            model, loaded = load_pretrained_encoder(src, expect_patch_size=args.expect_patch, which=which)
+            model, loaded = load_pretrained_encoder(src, expect_patch_size=args.patch_size, which=which)
     except CheckpointError as err:
         print(f"error: {str(err).replace(str(src), str(args.src))}", file=sys.stderr)
         return 2
-    export_encoder(model, args.dst)
+    export_encoder(model, args.out)
     extra = []
     if loaded.cls_token is not None:
         extra.append("class token")
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     print(f"detected format: {loaded.format}")
     print(f"converted {which if loaded.format in ('flsl-train', 'flsl-authors') else 'encoder'} "
           f"{loaded.spec.arch} {dict(loaded.spec.kwargs) or ''} (patch {loaded.patch_size}, "
-          f"{len(loaded.state_dict)} tensors) to {args.dst}")
+          f"{len(loaded.state_dict)} tensors) to {args.out}")
     print("dropped: " + (", ".join(extra) if extra else "nothing"))
     return 0
 

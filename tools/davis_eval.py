@@ -1,33 +1,32 @@
 """Score DAVIS 2017 semi-supervised predictions (davis2017-evaluation compatible).
 
-    python tools/davis_eval.py --davis-root ROOT --results OUT [--set val]
+    python tools/davis_eval.py --data-root ROOT --results OUT [--split val]
 
-reads ``OUT/<seq>/<frame>.png`` for every sequence of ``ROOT/ImageSets/2017/<set>.txt``, writes
-``OUT/global_results-<set>.csv`` and ``OUT/per-sequence_results-<set>.csv`` (the official
+reads ``OUT/<seq>/<frame>.png`` for every sequence of ``ROOT/ImageSets/2017/<split>.txt``, writes
+``OUT/global_results-<split>.csv`` and ``OUT/per-sequence_results-<split>.csv`` (the official
 columns and 3-decimal format) and ``OUT/davis_results.json`` (full precision), and prints the
 global table.
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse  # noqa: E402
+import argparse
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--davis-root", required=True, help="DAVIS 2017 folder (Annotations/, ImageSets/)")
+    p.add_argument("--data-root", required=True, help="DAVIS 2017 folder (Annotations/, ImageSets/)")
     p.add_argument("--results", required=True, help="folder with <seq>/<frame>.png predictions")
-    p.add_argument("--set", dest="split", default="val", help="split name (default val)")
+    p.add_argument("--split", default="val", help="split name under ImageSets/2017 (default val)")
     p.add_argument("--quiet", action="store_true", help="no per-sequence lines")
     args = p.parse_args(argv)
 
     from benchmarks.davis.evaluate import evaluate_folder
     from benchmarks.davis.io import DavisError
     try:
-        results = evaluate_folder(args.davis_root, args.results, args.split,
+        results = evaluate_folder(args.data_root, args.results, args.split,
                                   log=None if args.quiet else (lambda m: print(m, flush=True)))
         paths = results.write(args.results, args.split)
     except DavisError as err:

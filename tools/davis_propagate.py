@@ -1,6 +1,6 @@
 """DAVIS 2017 semi-supervised label propagation (DINO's protocol) with any encoder checkpoint.
 
-    python tools/davis_propagate.py --checkpoint CKPT --davis-root ROOT --output OUT \\
+    python tools/davis_propagate.py --checkpoint CKPT --data-root ROOT --out OUT \\
         [--config configs/davis/flsl_vits16.py] [--arch vit_small --patch-size 16 \\
         --n-last-frames 7 --neighborhood 12 --topk 5 --temperature 0.1] [--evaluate]
 
@@ -13,19 +13,18 @@ override the config, which overrides the defaults (see benchmarks/davis/config.p
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse  # noqa: E402
+import argparse
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--checkpoint", help="encoder checkpoint (our export, FLSL/DINO/iBOT release, timm)")
-    p.add_argument("--davis-root", required=True, help="DAVIS 2017 folder (JPEGImages/, Annotations/, ImageSets/)")
-    p.add_argument("--output", required=True, help="folder for the predicted PNGs")
+    p.add_argument("--data-root", required=True, help="DAVIS 2017 folder (JPEGImages/, Annotations/, ImageSets/)")
+    p.add_argument("--out", required=True, help="folder for the predicted PNGs")
     p.add_argument("--config", help="MMEngine config with the protocol settings (configs/davis/)")
-    p.add_argument("--set", dest="split", help="split name under ImageSets/2017 (default val)")
+    p.add_argument("--split", help="split name under ImageSets/2017 (default val)")
     p.add_argument("--arch", help="expected ViT family, e.g. vit_small (default vit_small)")
     p.add_argument("--patch-size", type=int, help="expected patch size (default 16)")
     p.add_argument("--n-last-frames", type=int, help="recent frames in the context (default 7)")
@@ -35,6 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--short-side", type=int, help="frame short side in pixels (default 480)")
     p.add_argument("--batch-size", type=int, help="frames per encoder forward (default 8)")
     p.add_argument("--sequences", nargs="+", help="only these sequences of the split")
+    p.add_argument("--which", choices=("teacher", "student"), help="encoder of a file holding both (default teacher)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--evaluate", action="store_true", help="also score the predictions")
     return p.parse_args(argv)
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
                           patch_size=args.patch_size, n_last_frames=args.n_last_frames,
                           neighborhood=args.neighborhood, topk=args.topk,
                           temperature=args.temperature, short_side=args.short_side,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, which=args.which)
         if not s["checkpoint"]:
             raise DavisError("no checkpoint: pass --checkpoint or set checkpoint in the config")
         try:
@@ -72,13 +72,13 @@ def main(argv=None) -> int:
         print(f"encoder: {s['checkpoint']} ({extractor.rule} rule, patch {extractor.patch_size}, "
               f"width {extractor.embed_dim}); context 1+{params.n_last_frames}, radius "
               f"{params.neighborhood}, top-{params.topk}, temperature {params.temperature}; {device}")
-        scorer = Scorer(args.davis_root, s["split"]) if args.evaluate else None
-        propagate_split(extractor, args.davis_root, args.output, params, split=s["split"],
+        scorer = Scorer(args.data_root, s["split"]) if args.evaluate else None
+        propagate_split(extractor, args.data_root, args.out, params, split=s["split"],
                         short_side=s["short_side"], multiple=s["multiple"],
                         batch_size=s["batch_size"], device=device, scorer=scorer,
                         sequences=args.sequences, log=lambda m: print(m, flush=True))
         if scorer is not None:
-            paths = scorer.results.write(args.output, s["split"])
+            paths = scorer.results.write(args.out, s["split"])
             print(scorer.results.table(s["split"]))
             print("wrote " + ", ".join(str(p) for p in paths))
     except (DavisError, CheckpointError) as err:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Shared launcher of tools/dist_train.sh and tools/dist_test.sh:
+# The one launcher of tools/pretrain.sh, tools/dist_train.sh and tools/dist_test.sh:
 #   tools/launch.sh GPUS SCRIPT [SCRIPT arguments]
 # GPUS > 1 or NNODES > 1: torchrun (NNODES, NODE_RANK, MASTER_ADDR, PORT as MMDetection's scripts)
 # with `--launcher pytorch` appended; otherwise SCRIPT runs directly (also on CPU).
@@ -15,7 +15,6 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 bash "$ROOT/tools/setup_env.sh"
 PY="$ROOT/.venv/bin/python"
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 if [ "$GPUS" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
   exec "$PY" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \

@@ -14,13 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", choices=("coco", "ade"))
-    p.add_argument("out", help="output folder")
+    p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--n-train", type=int, default=24)
     p.add_argument("--n-val", type=int, default=8)
     p.add_argument("--height", type=int, default=128, help="image height (pixels)")

@@ -14,31 +14,34 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 DEFAULT_CONFIG = "configs/pretrain/flsl_tiny_synthetic.py"
 
 
 def parse_args(argv=None):
+    from mmengine.config import DictAction
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
     p.add_argument("--work-dir", help="output folder (default work_dirs/<config name>)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", help="training checkpoint to resume from (default: WORK_DIR/latest.pth if present)")
     g.add_argument("--no-resume", action="store_true", help="start from scratch even if WORK_DIR has a checkpoint")
-    p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={}, metavar="KEY=VALUE",
                    help="override config entries, e.g. data.root=/data/imagenet/train train.epochs=100")
+    # tools/launch.sh (shared with dist_train.sh) passes MMEngine's launcher flag; torchrun's
+    # environment variables are what the trainer reads, so "pytorch" and "none" behave alike.
+    p.add_argument("--launcher", choices=["none", "pytorch"], default="none", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", message=".*torch.jit.interface.*")
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
 
     from pretrain.checkpoint import CheckpointError
     from pretrain.data import DataError
-    from pretrain.synthetic import write_image_folder
+    from benchmarks.synthetic.images import write_image_folder
     from pretrain.trainer import NonFiniteLossError, Trainer
 
     cfg_path = Path(args.config)
@@ -47,14 +50,7 @@ def main(argv=None) -> int:
         return 2
     cfg = Config.fromfile(str(cfg_path))
     if args.cfg_options:
-        opts = {}
-        for item in args.cfg_options:
-            if "=" not in item:
-                print(f"error: --cfg-options expects KEY=VALUE, got {item!r}", file=sys.stderr)
-                return 2
-            key, value = item.split("=", 1)
-            opts[key] = DictAction._parse_iterable(value)
-        cfg.merge_from_dict(opts)
+        cfg.merge_from_dict(args.cfg_options)
     work_dir = Path(args.work_dir or Path("work_dirs") / cfg_path.stem)
     try:
         gen = cfg.data.get("generate")

@@ -22,9 +22,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.reproduce.registry import RECIPES, TABLES  # noqa: E402
+from benchmarks.reproduce.registry import RECIPES, TABLES
 
 
 def parse_args(argv=None):

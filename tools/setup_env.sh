@@ -11,6 +11,9 @@
 #      unpacked source is patched to -std=c++20 before building. The wheel is cached in
 #      $FLSL_CACHE_DIR (default ~/.cache/flsl-bench) under a key made of the python, torch and
 #      CUDA versions, so later set-ups (and new checkouts) reuse it in seconds.
+#   4. mmdet, mmsegmentation, then this project itself in editable mode (`pip install -e .`), so
+#      `import pretrain` / `import benchmarks.dense` work from any folder and the configs'
+#      custom_imports resolve for MMDetection's and MMSegmentation's own tools too.
 #
 # GPU users: run this on a machine with CUDA and nvcc; torch.cuda.is_available() makes mmcv build
 # its CUDA kernels (or set FORCE_CUDA=1, and TORCH_CUDA_ARCH_LIST="8.0;9.0" for the cards you need).
@@ -22,7 +25,7 @@ PY="${PYTHON:-python3}"
 CACHE="${FLSL_CACHE_DIR:-$HOME/.cache/flsl-bench}"
 MMCV_VERSION=2.1.0
 STAMP="$VENV/.flsl-setup-stamp"
-want_stamp="$(cat "$ROOT/requirements.txt" "$0" | sha256sum | cut -c1-16)"
+want_stamp="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" "$0" | sha256sum | cut -c1-16)"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
   exit 0
@@ -95,6 +98,8 @@ fi
 
 log "installing mmdet and mmsegmentation"
 "$VPY" -m pip install -q --progress-bar off -r "$ROOT/requirements.txt"
+log "installing this project (pip install -e .: core, pretrain, benchmarks, speed)"
+"$VPY" -m pip install -q --progress-bar off --no-deps --no-build-isolation -e "$ROOT"
 "$VPY" -c "import torch, timm, mmcv, mmcv.ops, mmdet, mmseg; from mmcv.ops import nms, roi_align" \
   || { log "environment check failed"; exit 1; }
 echo "$want_stamp" > "$STAMP"

@@ -6,7 +6,7 @@ MMDetection's CocoMetric) or mIoU (MMSegmentation's IoUMetric), from the config'
 
 CHECKPOINT is a file written by tools/train.py (MMEngine). It is read with
 torch.load(weights_only=True) plus an allow-list of the classes MMEngine stores
-(benchmarks/mm_checkpoint.py); files needing anything else are refused. The metrics are printed
+(benchmarks/dense/mm_checkpoint.py); files needing anything else are refused. The metrics are printed
 and written to WORK_DIR/test_metrics.json. Multi-GPU: tools/dist_test.sh CONFIG CHECKPOINT GPUS.
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pickle
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parse_args(argv=None):
@@ -38,7 +37,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from benchmarks.runner import (USER_ERRORS, build_runner, load_config, prepare_test, summarize,
+    from benchmarks.dense.runner import (USER_ERRORS, build_runner, load_config, prepare_test, summarize,
                                    write_metrics)
     from pretrain.checkpoint import CheckpointError
     try:

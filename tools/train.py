@@ -18,7 +18,6 @@ import pickle
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parse_args(argv=None):
@@ -42,7 +41,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from benchmarks.runner import USER_ERRORS, build_runner, load_config, prepare_train
+    from benchmarks.dense.runner import USER_ERRORS, build_runner, load_config, prepare_train
     from pretrain.checkpoint import CheckpointError
     try:
         cfg = load_config(args.config, args.cfg_options)

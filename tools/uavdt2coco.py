@@ -1,26 +1,26 @@
 """Convert the UAVDT DET/MOT release to COCO detection files.
 
-    python tools/uavdt2coco.py --root UAVDT_ROOT --out DIR [--split-file F] [--every K]
+    python tools/uavdt2coco.py --data-root UAVDT_ROOT --out DIR [--split-file F] [--every K]
 
 writes ``DIR/uavdt_train.json`` and ``DIR/uavdt_test.json`` (image paths relative to
 UAVDT_ROOT). The split comes from ``--split-file`` (JSON ``{"train": [...], "test": [...]}``),
 else from the release's ``M_attr/{train,test}`` folders, else from
-``benchmarks/data/uavdt_split.json``. Both splits are converted and validated before anything
+``benchmarks/uavdt/split.json``. Both splits are converted and validated before anything
 is written, and each file is written to a temporary name then renamed: no partial json.
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse  # noqa: E402
+import argparse
 
-from benchmarks.uavdt import SPLITS, UAVDTError, convert, resolve_split, write_json_atomic  # noqa: E402
+from benchmarks.uavdt.convert import SPLITS, UAVDTError, convert, resolve_split
+from core.files import write_json_atomic
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--root", required=True, help="UAVDT root (holds UAV-benchmark-M/ and "
+    p.add_argument("--data-root", required=True, help="UAVDT root (holds UAV-benchmark-M/ and "
                    "UAV-benchmark-MOTD_v1.0/)")
     p.add_argument("--out", required=True, help="output folder for uavdt_{train,test}.json")
     p.add_argument("--split-file", default=None, help='JSON {"train": [...], "test": [...]}')
@@ -42,14 +42,14 @@ def _progress(enabled, split):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        if not Path(args.root).is_dir():
-            raise UAVDTError(f"{args.root}: UAVDT root folder not found")
-        split, source = resolve_split(args.root, args.split_file)
+        if not Path(args.data_root).is_dir():
+            raise UAVDTError(f"{args.data_root}: UAVDT root folder not found")
+        split, source = resolve_split(args.data_root, args.split_file)
         print(f"split from {source}: {len(split['train'])} train, {len(split['test'])} test "
               "sequences")
         results = {}
         for name in SPLITS:
-            results[name] = convert(args.root, split[name], args.every,
+            results[name] = convert(args.data_root, split[name], args.every,
                                     _progress(not args.no_progress, name))
         out = Path(args.out)
         for name in SPLITS:

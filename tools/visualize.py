@@ -22,7 +22,6 @@ import sys
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parse_args(argv=None):
@@ -48,7 +47,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", message=".*torch.jit.interface.*")
-    from benchmarks.figures import FigureError, load_image, parse_patches, render_figures
+    from benchmarks.reproduce.figures import FigureError, load_image, parse_patches, render_figures
     from pretrain.checkpoint import CheckpointError, load_pretrained_encoder
     from pretrain.encoder import patch_size
 

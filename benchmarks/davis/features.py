@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.constants import DINO_DAVIS_STD, IMAGENET_MEAN
+
 from pretrain.checkpoint import CheckpointError, load_encoder_weights, load_strict
 from pretrain.encoder import build_encoder, encode
 
 from .io import DavisError
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.228, 0.224, 0.225)
 WIDTHS = {"vit_tiny": 192, "vit_small": 384, "vit_base": 768, "vit_large": 1024}
 # keys some releases carry that the encoder's forward pass never uses
 _UNUSED_KEYS = ("masked_embed",)
@@ -68,8 +68,8 @@ def read_frame(path: str | Path, short_side: int = 480, multiple: int = 64) -> t
     h, w = resized_size(h0, w0, short_side, multiple)
     img = cv2.resize(img, (w, h))
     x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float() / 255.0
-    mean = torch.tensor(MEAN, dtype=torch.float32)[:, None, None]
-    std = torch.tensor(STD, dtype=torch.float32)[:, None, None]
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)[:, None, None]
+    std = torch.tensor(DINO_DAVIS_STD, dtype=torch.float32)[:, None, None]
     return (x - mean) / std, (h0, w0)
 
 
@@ -166,5 +166,5 @@ def load_extractor(checkpoint: str | Path, arch: str | None = None, patch_size: 
     return FeatureExtractor(model, rule, str(checkpoint))
 
 
-__all__ = ["MEAN", "STD", "resized_size", "read_frame", "dino_pos_embed", "FeatureExtractor",
+__all__ = ["resized_size", "read_frame", "dino_pos_embed", "FeatureExtractor",
            "load_extractor"]

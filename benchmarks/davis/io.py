@@ -13,6 +13,8 @@ file (or the split line) at fault.
 """
 from __future__ import annotations
 
+from core.errors import FLSLError
+
 import dataclasses
 from pathlib import Path
 
@@ -25,7 +27,7 @@ IMAGESETS = Path("ImageSets/2017")
 VOID = 255
 
 
-class DavisError(ValueError):
+class DavisError(FLSLError, ValueError):
     """Bad DAVIS input; the message names the file."""
 
 
@@ -102,7 +104,7 @@ def read_split(root: str | Path, split: str = "val") -> list[str]:
     """Sequence names listed in ``ROOT/ImageSets/2017/<split>.txt`` (order kept, blanks skipped)."""
     path = Path(root) / IMAGESETS / f"{split}.txt"
     if not path.is_file():
-        raise DavisError(f"{path}: split file not found (is --davis-root the DAVIS 2017 folder?)")
+        raise DavisError(f"{path}: split file not found (is --data-root the DAVIS 2017 folder?)")
     names = []
     for line in path.read_text().splitlines():
         name = line.strip()

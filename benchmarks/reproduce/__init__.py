@@ -1,7 +1,7 @@
 """Reproducing the paper's tables: which runs make each row, running them through the suite's
 own tools, collecting their metrics and writing the tables next to the paper's numbers.
 
-``references``  the paper's numbers (``benchmarks/data/paper_tables.json``) with their sources
+``references``  the paper's numbers (``benchmarks/reproduce/paper_tables.json``) with their sources
 ``registry``    the recipe of every row: pretraining config, downstream config, checkpoint
 ``plan``        the exact commands of a table (tools/pretrain.sh, dist_train.sh, dist_test.sh,
                 davis_propagate.py; SLURM for pretraining) and which of them are already done

@@ -1,5 +1,5 @@
 """Metrics read back from the work dirs the suite's tools write, in percent, under the keys of
-the tables (``benchmarks/data/paper_tables.json``).
+the tables (``benchmarks/reproduce/paper_tables.json``).
 
 Sources, in order of preference:
 

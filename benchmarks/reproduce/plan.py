@@ -208,7 +208,7 @@ def row_steps(table: Table, row: str, opts: Options) -> tuple[list[Step], str]:
         out = wd / "davis"
         steps.append(Step("davis", f"{where}: DAVIS 2017 label propagation + J&F",
                           [opts.python, "tools/davis_propagate.py", "--config", recipe.config, "--checkpoint", ckpt,
-                           "--davis-root", opts.data_roots["davis"], "--output", str(out), "--evaluate"],
+                           "--data-root", opts.data_roots["davis"], "--out", str(out), "--evaluate"],
                           out / "davis_results.json", inputs=(ckpt,)))
     return steps, ckpt
 

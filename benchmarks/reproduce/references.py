@@ -1,4 +1,4 @@
-"""The paper's reference numbers, read from ``benchmarks/data/paper_tables.json``.
+"""The paper's reference numbers, read from ``benchmarks/reproduce/paper_tables.json``.
 
 The file holds, for every table, its metrics (key + column label) and its rows; each row has a
 value and a source per metric. ``null`` values are numbers not available to us ("to fill from
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import ReproduceError
 
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "paper_tables.json"
+DEFAULT_PATH = Path(__file__).resolve().parent / "paper_tables.json"
 MISSING = "to fill from the paper"
 
 

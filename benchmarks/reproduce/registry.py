@@ -6,7 +6,7 @@ overrides; one run serves every table that uses it) or a released checkpoint at 
 path under ``checkpoints/`` (DINO, iBOT, SelfPatch; see docs/reproduce.md). ``--checkpoint``
 on the command line replaces either by a file of the user's.
 
-The reference numbers live in ``benchmarks/data/paper_tables.json``; :func:`table` joins them to
+The reference numbers live in ``benchmarks/reproduce/paper_tables.json``; :func:`table` joins them to
 the recipes here and refuses a row that has numbers but no recipe, or the reverse.
 """
 from __future__ import annotations

@@ -58,7 +58,7 @@ def to_markdown(table, rows: list[dict], sources: dict | None = None, note: str 
     lines.append("Percent. Δ = ours - paper. `-`: no result yet.")
     if missing:
         lines.append(f"`n/a`: the paper's number is not available here ({MISSING}; "
-                     "benchmarks/data/paper_tables.json).")
+                     "benchmarks/reproduce/paper_tables.json).")
     used = sorted({s for r in rows for s in r["sources"]})
     if sources and used:
         lines.append("")

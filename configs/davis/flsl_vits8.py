@@ -1,7 +1,7 @@
 # FLSL ViT-S/8 row of the DAVIS 2017 table (if the paper reports it).
 #
 #   python tools/davis_propagate.py --config configs/davis/flsl_vits8.py \
-#       --checkpoint PATH/flsl_vits8.safetensors --davis-root PATH/DAVIS --output work_dirs/davis_flsl_vits8 --evaluate
+#       --checkpoint PATH/flsl_vits8.safetensors --data-root PATH/DAVIS --out work_dirs/davis_flsl_vits8 --evaluate
 _base_ = ['./_base_/davis_protocol.py']
 
 checkpoint = 'checkpoints/flsl_vits8.safetensors'

@@ -1,7 +1,7 @@
 # FLSL ViT-S/16 + multi-scale adapter + FPN, Faster R-CNN 1x on UAVDT (uavdt.md; tables.md
 # "UAVDT detection", FLSL ViT-S/16 row). 3 classes: car, truck, bus.
 #
-#   .venv/bin/python tools/uavdt2coco.py --root PATH/uavdt --out PATH/uavdt/annotations
+#   .venv/bin/python tools/uavdt2coco.py --data-root PATH/uavdt --out PATH/uavdt/annotations
 #   tools/dist_train.sh configs/uavdt/faster_rcnn_flsl_vits16.py 8 --amp \
 #       --cfg-options model.backbone.init_cfg.checkpoint=PATH/flsl_vits16.safetensors data_root=PATH/uavdt/
 #   tools/dist_test.sh configs/uavdt/faster_rcnn_flsl_vits16.py work_dirs/faster_rcnn_flsl_vits16/epoch_12.pth 8 \
@@ -20,14 +20,14 @@
 #               neither positives nor negatives: the vehicles in those regions are not annotated.
 #   evaluation  once, after the last epoch, on the 20 test sequences (no validation split exists):
 #               COCO AP / AP50 / AP75 / AP_s/m/l, per-class AP and AP at IoU 0.7, all with
-#               maxDets=100 (benchmarks/uavdt_metric.py).
+#               maxDets=100 (benchmarks/uavdt/metric.py).
 _base_ = [
     '../_base_/models/faster_rcnn_vit_fpn.py',
     '../_base_/datasets/uavdt_detection.py',
     '../_base_/schedules/adamw_1x.py',
     '../_base_/default_runtime_det.py',
 ]
-custom_imports = dict(imports=['benchmarks.backbone', 'benchmarks.uavdt_metric'],
+custom_imports = dict(imports=['benchmarks.dense', 'benchmarks.uavdt.metric'],
                       allow_failed_imports=False)
 
 data_root = 'data/uavdt/'

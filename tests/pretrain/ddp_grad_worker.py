@@ -9,10 +9,9 @@ import sys
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, os.environ["REPO_ROOT"])
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config
 
-from pretrain.trainer import Trainer  # noqa: E402
+from pretrain.trainer import Trainer
 
 cfg = Config.fromfile(sys.argv[1])
 trainer = Trainer(cfg, sys.argv[2] + ".wd", resume=None)

@@ -133,7 +133,6 @@ def test_centering_subtracts_ema_center():
 
 WORKER = textwrap.dedent("""
     import os, sys, torch, torch.distributed as dist
-    sys.path.insert(0, os.environ["REPO_ROOT"])
     from pretrain.loss import FLSLLoss
     dist.init_process_group("gloo")
     r = dist.get_rank()

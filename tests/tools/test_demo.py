@@ -1,4 +1,4 @@
-"""The demo's quick variant end to end (benchmarks/demo.py --quick, what tools/demo.sh runs):
+"""The demo's quick variant end to end (benchmarks/reproduce/demo.py --quick, what tools/demo.sh runs):
 every stage through the real tools, a table whose numbers are the tools' metric files, figures,
 and a second run that resumes without redoing anything."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ DAVIS_RAW = {"JF_mean": "J&F-Mean", "J_mean": "J-Mean", "F_mean": "F-Mean"}
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo") / "quick"
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.demo", "--quick", "--work-dir", str(work)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.demo", "--quick", "--work-dir", str(work)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return work, proc
@@ -109,7 +109,7 @@ def test_figures_were_written(demo):
 def test_second_run_resumes_without_redoing(demo):
     work, _ = demo
     before = (work / "results.json").read_text()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.demo", "--quick", "--work-dir", str(work), "--no-figures"],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.demo", "--quick", "--work-dir", str(work), "--no-figures"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pretraining already done" in proc.stdout
@@ -123,7 +123,7 @@ def test_arms_side_by_side_prefix_output_and_raise_failures(capsys):
     and a failing tool's error reaches the caller after the other arm has finished."""
     import threading
 
-    from benchmarks import demo as demo_module
+    from benchmarks.reproduce import demo as demo_module
 
     inside, peak, lock = [0], [0], threading.Lock()
     barrier = threading.Barrier(2, timeout=30)

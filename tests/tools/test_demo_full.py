@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("FLSL_FULL_DEMO") != "1",
 
 def test_default_demo_end_to_end(tmp_path):
     work = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.demo", "--work-dir", str(work)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.demo", "--work-dir", str(work)],
                           cwd=ROOT, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     doc = json.loads((work / "results.json").read_text())

@@ -56,7 +56,7 @@ def test_every_row_has_a_recipe_and_every_recipe_a_row():
 
 
 def test_bad_reference_file_is_refused_with_its_key(tmp_path):
-    data = json.loads((ROOT / "benchmarks/data/paper_tables.json").read_text())
+    data = json.loads((ROOT / "benchmarks/reproduce/paper_tables.json").read_text())
     data["tables"]["coco"]["rows"][0]["reference"]["bbox_AP50"]["source"] = "my guess"
     bad = tmp_path / "paper_tables.json"
     bad.write_text(json.dumps(data))
@@ -139,10 +139,10 @@ def test_dry_run_prints_runnable_commands(name, tmp_path):
             assert (ROOT / "tools/davis_propagate.py").is_file()
             davis_cfg = Config.fromfile(str(ROOT / _opt(argv, "--config")))
             assert davis_cfg.patch_size == (8 if "vits8" in _opt(argv, "--config") else 16)
-            assert _opt(argv, "--davis-root") == "data/davis/" and "data/davis/" in docs
+            assert _opt(argv, "--data-root") == "data/davis/" and "data/davis/" in docs
             ckpt = _opt(argv, "--checkpoint")
             assert ckpt in made or ckpt in docs
-            assert Path(_opt(argv, "--output")).parent.parent == work / name
+            assert Path(_opt(argv, "--out")).parent.parent == work / name
     # each row of the table is measured exactly once
     n_runs = sum(1 for a in cmds if a[0] in ("tools/dist_train.sh",) or "tools/davis_propagate.py" in a)
     assert n_runs == len(t.recipes)

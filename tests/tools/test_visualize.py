@@ -1,4 +1,4 @@
-"""benchmarks/figures.py and tools/visualize.py: k-means and mean-shift attention against plain
+"""benchmarks/reproduce/figures.py and tools/visualize.py: k-means and mean-shift attention against plain
 computations, and the PNGs the tool writes for a random-weight encoder."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.figures import FigureError, attention_maps, kmeans, parse_patches
+from benchmarks.reproduce.figures import FigureError, attention_maps, kmeans, parse_patches
 from pretrain.checkpoint import export_encoder
 from pretrain.encoder import build_encoder
 
@@ -109,7 +109,7 @@ def test_rendered_maps_are_the_plain_overlays(tmp_path):
     PNG peaks where the attention weight does."""
     from matplotlib import colormaps
 
-    from benchmarks.figures import render_figures
+    from benchmarks.reproduce.figures import render_figures
     torch.manual_seed(0)
     model = build_encoder("vit_tiny_patch16_224", depth=2, img_size=64)
     rng = np.random.default_rng(1)

@@ -1,6 +1,6 @@
 # UAVDT detection (uavdt.md): COCO files made by tools/uavdt2coco.py, images read from the release.
 #
-#   .venv/bin/python tools/uavdt2coco.py --root data/uavdt --out data/uavdt/annotations
+#   .venv/bin/python tools/uavdt2coco.py --data-root data/uavdt --out data/uavdt/annotations
 #
 # data_root   the UAVDT release folder (UAV-benchmark-M/, UAV-benchmark-MOTD_v1.0/); the COCO
 #             files' image paths are relative to it (UAV-benchmark-M/<seq>/img000001.jpg).
@@ -68,7 +68,7 @@ test_dataloader = val_dataloader
 # COCO-style AP, AP50, AP75, AP_s/m/l, per-class AP (classwise) and AP at IoU 0.7 (the dataset's
 # original protocol), all at 100 detections per image: proposal_nums=(1, 10, 100) makes
 # pycocotools' maxDets (1, 10, 100), so AP50/AP75/size/per-class APs use 100 like the headline AP
-# (MMDetection's default (100, 300, 1000) would compute them at 1000). See benchmarks/uavdt_metric.py.
+# (MMDetection's default (100, 300, 1000) would compute them at 1000). See benchmarks/uavdt/metric.py.
 val_evaluator = dict(
     type='UAVDTMetric',
     ann_file=data_root + 'annotations/uavdt_test.json',

@@ -1,11 +1,11 @@
-# FLSL ViT-S/16 backbone (benchmarks/backbone.py) + multi-scale adapter + FPN neck (dense.md).
+# FLSL ViT-S/16 backbone (benchmarks/dense/backbone.py) + multi-scale adapter + FPN neck (dense.md).
 # Shared by every dense benchmark: Mask R-CNN (COCO), Faster R-CNN (UAVDT), Semantic FPN (ADE20K).
 # A detector base adds `type`, `data_preprocessor` and its heads on top of this file:
 #     _base_ = ['./vit_adapter_fpn.py']
 #     model = dict(type='FasterRCNN', rpn_head=..., roi_head=..., ...)
 # The backbone loads its encoder strictly from init_cfg.checkpoint (any format of
 # tools/convert_checkpoint.py); set it with --cfg-options model.backbone.init_cfg.checkpoint=PATH.
-custom_imports = dict(imports=['benchmarks.backbone'], allow_failed_imports=False)
+custom_imports = dict(imports=['benchmarks.dense'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(

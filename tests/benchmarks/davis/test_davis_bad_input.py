@@ -67,13 +67,13 @@ def test_tools_report_bad_input_without_traceback(repo_root, venv_python, fresh_
     Image.open(fresh_davis.root / "Annotations/480p" / seq / "00000.png").convert("RGB").save(
         fresh_davis.root / "Annotations/480p" / seq / "00000.png")
     proc = _run(repo_root, venv_python, "davis_propagate.py", "--checkpoint", tiny_checkpoint,
-                "--davis-root", fresh_davis.root, "--output", tmp_path / "out", "--arch", "vit_tiny",
+                "--data-root", fresh_davis.root, "--out", tmp_path / "out", "--arch", "vit_tiny",
                 "--short-side", "64")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: ") and "00000.png" in proc.stderr
     assert "Traceback" not in proc.stderr
     (tmp_path / "results").mkdir()
-    proc = _run(repo_root, venv_python, "davis_eval.py", "--davis-root", fresh_davis.root,
+    proc = _run(repo_root, venv_python, "davis_eval.py", "--data-root", fresh_davis.root,
                 "--results", tmp_path / "results")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "error: " in proc.stderr and "00000.png" in proc.stderr

@@ -12,7 +12,7 @@ from benchmarks.davis.io import read_index_png, sequence_files
 from benchmarks.davis.metrics import read_csv
 from benchmarks.davis.pipeline import propagate_sequence
 from benchmarks.davis.propagation import PropagationParams
-from benchmarks.davis.reference import reference_global, reference_propagate, reference_scores
+from speed.reference.davis import reference_global, reference_propagate, reference_scores
 
 
 def _run(repo_root, python, tool, *args):
@@ -28,7 +28,7 @@ def propagated(repo_root, venv_python, davis_small, tiny_checkpoint, tmp_path_fa
     cfg.write_text("_base_ = ['{}']\narch = 'vit_tiny'\npatch_size = 16\nshort_side = 96\n"
                    "batch_size = 4\n".format(repo_root / "configs/davis/_base_/davis_protocol.py"))
     proc = _run(repo_root, venv_python, "davis_propagate.py", "--config", cfg, "--checkpoint",
-                tiny_checkpoint, "--davis-root", davis_small.root, "--output", out, "--evaluate")
+                tiny_checkpoint, "--data-root", davis_small.root, "--out", out, "--evaluate")
     assert proc.returncode == 0, proc.stderr
     return out, proc.stdout
 
@@ -56,8 +56,8 @@ def test_eval_tool_gives_the_in_memory_numbers(propagated, repo_root, venv_pytho
     out, _ = propagated
     before = {p: (out / p).read_text() for p in ("global_results-val.csv", "per-sequence_results-val.csv")}
     doc = json.loads((out / "davis_results.json").read_text())
-    proc = _run(repo_root, venv_python, "davis_eval.py", "--davis-root", davis_small.root,
-                "--results", out, "--set", "val")
+    proc = _run(repo_root, venv_python, "davis_eval.py", "--data-root", davis_small.root,
+                "--results", out, "--split", "val")
     assert proc.returncode == 0, proc.stderr
     for p, text in before.items():
         assert (out / p).read_text() == text
@@ -67,7 +67,7 @@ def test_eval_tool_gives_the_in_memory_numbers(propagated, repo_root, venv_pytho
 
 def test_suite_matches_the_literal_procedures(davis_small, tiny_checkpoint, propagated):
     """The fast path gives the label maps of DINO's procedure written literally, and the
-    numbers of the official scoring procedure written literally (benchmarks/davis/reference.py)."""
+    numbers of the official scoring procedure written literally (speed/reference/davis.py)."""
     ex = load_extractor(tiny_checkpoint, "vit_tiny", 16)
     params = PropagationParams()
     per_seq = []

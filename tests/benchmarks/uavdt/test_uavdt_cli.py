@@ -4,7 +4,7 @@ import subprocess
 
 import numpy as np
 
-from benchmarks.uavdt import GT_DIR
+from benchmarks.uavdt.convert import GT_DIR
 
 
 def _run(repo_root, python, *args):
@@ -14,7 +14,7 @@ def _run(repo_root, python, *args):
 
 def test_cli_writes_both_splits(repo_root, venv_python, uavdt_tree, tmp_path):
     out = tmp_path / "ann"
-    proc = _run(repo_root, venv_python, "--root", uavdt_tree.root, "--out", out, "--every", 2)
+    proc = _run(repo_root, venv_python, "--data-root", uavdt_tree.root, "--out", out, "--every", 2)
     assert proc.returncode == 0, proc.stderr
     for name, seqs in uavdt_tree.split.items():
         coco = json.loads((out / f"uavdt_{name}.json").read_text())
@@ -33,7 +33,7 @@ def test_cli_split_file_overrides_release(repo_root, venv_python, uavdt_tree, tm
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"train": ["M0203"], "test": ["M0101", "M0201"]}))
     out = tmp_path / "ann"
-    proc = _run(repo_root, venv_python, "--root", uavdt_tree.root, "--out", out,
+    proc = _run(repo_root, venv_python, "--data-root", uavdt_tree.root, "--out", out,
                 "--split-file", split)
     assert proc.returncode == 0, proc.stderr
     train = json.loads((out / "uavdt_train.json").read_text())
@@ -51,7 +51,7 @@ def test_cli_error_is_one_line_and_writes_nothing(repo_root, venv_python, fresh_
     lines = gt.read_text().splitlines()
     lines[1] = "1,3,10,10,8,6,1,1,9"
     gt.write_text("\n".join(lines) + "\n")
-    proc = _run(repo_root, venv_python, "--root", fresh_tree.root, "--out", out)
+    proc = _run(repo_root, venv_python, "--data-root", fresh_tree.root, "--out", out)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {gt}:2: unknown object_category "
                                                 "(expected one of [1, 2, 3]): 1,3,10,10,8,6,1,1,9"]
@@ -62,11 +62,11 @@ def test_cli_error_is_one_line_and_writes_nothing(repo_root, venv_python, fresh_
 
 
 def test_cli_missing_root_and_bad_split(repo_root, venv_python, tmp_path):
-    proc = _run(repo_root, venv_python, "--root", tmp_path / "nope", "--out", tmp_path / "o")
+    proc = _run(repo_root, venv_python, "--data-root", tmp_path / "nope", "--out", tmp_path / "o")
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "nope" in proc.stderr
     split = tmp_path / "s.json"
     split.write_text('{"train": ["M0101"], "test": 3}')
-    proc = _run(repo_root, venv_python, "--root", tmp_path, "--out", tmp_path / "o",
+    proc = _run(repo_root, venv_python, "--data-root", tmp_path, "--out", tmp_path / "o",
                 "--split-file", split)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {split}: key 'test' must be a list of sequence names"

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import uavdt
+from benchmarks.uavdt import convert as uavdt
+from core.files import write_json_atomic
 from benchmarks.synthetic.uavdt import write_uavdt_tree
 
 NAMES = {1: "car", 2: "truck", 3: "bus"}  # the release's category numbers
@@ -119,7 +120,7 @@ def test_pycocotools_reads_the_output(uavdt_tree, tmp_path):
     from pycocotools.coco import COCO
     coco, _ = uavdt.convert(uavdt_tree.root, ["M0203"])
     path = tmp_path / "t.json"
-    uavdt.write_json_atomic(coco, path)
+    write_json_atomic(coco, path)
     api = COCO(str(path))
     assert api.getCatIds() == [1, 2, 3]
     assert len(api.getImgIds()) == 6
@@ -254,20 +255,6 @@ def test_bad_split_files(tmp_path, content, message):
     with pytest.raises(uavdt.UAVDTError) as info:
         uavdt.load_split(f)
     assert str(info.value).startswith(str(f)) and message in str(info.value)
-
-
-# ------------------------------------------------------------------------------ atomic write
-def test_write_json_atomic_leaves_old_file_on_failure(tmp_path):
-    path = tmp_path / "out.json"
-    uavdt.write_json_atomic({"a": 1}, path)
-    assert json.loads(path.read_text()) == {"a": 1}
-    with pytest.raises(TypeError):
-        uavdt.write_json_atomic({"a": 2, "bad": object()}, path)  # fails mid-serialisation
-    assert json.loads(path.read_text()) == {"a": 1}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
-    with pytest.raises(TypeError):
-        uavdt.write_json_atomic({"bad": object()}, tmp_path / "new.json")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 
 
 # -------------------------------------------------------------------------------- generator

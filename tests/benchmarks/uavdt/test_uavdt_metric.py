@@ -3,11 +3,12 @@ predictions, evaluated by pycocotools through the real metric."""
 import numpy as np
 import pytest
 
-from benchmarks import uavdt
+from benchmarks.uavdt import convert as uavdt
+from core.files import write_json_atomic
 
 pytest.importorskip("mmdet")
 torch = pytest.importorskip("torch")
-from benchmarks.uavdt_metric import UAVDTMetric  # noqa: E402
+from benchmarks.uavdt.metric import UAVDTMetric  # noqa: E402
 
 CLASSES = ("car", "truck", "bus")
 
@@ -17,7 +18,7 @@ def gt(uavdt_tree, tmp_path_factory):
     """COCO file of the test sequence (6 frames) and the parsed json."""
     coco, _ = uavdt.convert(uavdt_tree.root, uavdt_tree.split["test"])
     path = tmp_path_factory.mktemp("uavdt_metric") / "uavdt_test.json"
-    uavdt.write_json_atomic(coco, path)
+    write_json_atomic(coco, path)
     return path, coco
 
 

@@ -66,7 +66,7 @@ def _check_metrics(metrics: dict) -> None:
 def test_uavdt_config_trains_and_evaluates(tmp_path, repo_root):
     tree = write_uavdt_tree(tmp_path / "uavdt", train=("M0101", "M0201"), test=("M0203",),
                             n_frames=4, size=(160, 96), seed=11)
-    proc = run_tool(repo_root, "uavdt2coco.py", "--root", tree.root,
+    proc = run_tool(repo_root, "uavdt2coco.py", "--data-root", tree.root,
                     "--out", tree.root / "annotations", "--no-progress")
     assert proc.returncode == 0, proc.stderr
 

@@ -12,6 +12,8 @@ attention maps of chosen patches (method.md, section 3).
 """
 from __future__ import annotations
 
+from core.errors import FLSLError
+
 import dataclasses
 from pathlib import Path
 from typing import Sequence
@@ -21,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+from core.constants import IMAGENET_MEAN, IMAGENET_STD
 
 
-class FigureError(ValueError):
+
+class FigureError(FLSLError, ValueError):
     """Bad input to the figure tools (image, patch coordinates, k); the message names it."""
 
 
@@ -48,7 +50,7 @@ def load_image(path: str | Path, short_side: int, patch: int) -> np.ndarray:
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """``[H, W, 3]`` uint8 -> ``[1, 3, H, W]`` float, ImageNet-normalised."""
     x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1) / 255.0
-    x = (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+    x = (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
     return x[None]
 
 

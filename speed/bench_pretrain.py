@@ -14,8 +14,8 @@ the reference in fp16 autocast with a GradScaler, as mixed-precision training is
 written; prints images/s and peak memory of both, their ratio, and the step's GFLOP/s against a bf16
 matmul's.
 
-    python benchmarks/bench_pretrain.py [--batch 4] [--steps 3] [--arch vit_small_patch16_224]
-    python benchmarks/bench_pretrain.py --device cuda --batch 64 --steps 10
+    python speed/bench_pretrain.py [--batch 4] [--steps 3] [--arch vit_small_patch16_224]
+    python speed/bench_pretrain.py --device cuda --batch 64 --steps 10
 """
 from __future__ import annotations
 
@@ -28,13 +28,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pretrain.encoder import EncoderSpec  # noqa: E402
-from pretrain.loss import FLSLLoss  # noqa: E402
-from pretrain.model import FLSLNet  # noqa: E402
-from pretrain.trainer import clip_per_parameter, ema_update, param_groups  # noqa: E402
-from pretrain.views import token_sampling_mask  # noqa: E402
+from pretrain.encoder import EncoderSpec
+from pretrain.loss import FLSLLoss
+from pretrain.model import FLSLNet
+from pretrain.trainer import clip_per_parameter, ema_update, param_groups
+from pretrain.views import token_sampling_mask
 
 
 def make_batch(b: int, n_local: int, g: torch.Generator, device: str = "cpu"):

@@ -1,4 +1,4 @@
-"""benchmarks/backbone.py: the one FLSL ViT backbone of MMDetection and MMSegmentation."""
+"""benchmarks/dense/backbone.py: the one FLSL ViT backbone of MMDetection and MMSegmentation."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import nn
 
-from benchmarks.backbone import FLSLViT
+from benchmarks.dense.backbone import FLSLViT
 from pretrain.checkpoint import CheckpointError
 from tests.benchmarks.conftest import TINY8, TINY16, write_format
 

@@ -23,6 +23,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from core.dist import is_distributed
+
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """``'BN'`` (BatchNorm2d), ``'SyncBN'`` (SyncBatchNorm) or ``'auto'``.
@@ -32,9 +34,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     MMEngine's runner does after initialising the process group.
     """
     if kind == "auto":
-        dist = torch.distributed
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        kind = "SyncBN" if distributed and torch.cuda.is_available() else "BN"
+        kind = "SyncBN" if is_distributed() and torch.cuda.is_available() else "BN"
     if kind == "BN":
         return nn.BatchNorm2d(channels)
     if kind == "SyncBN":

@@ -19,11 +19,12 @@ them as false positives.
 """
 from __future__ import annotations
 
+from core.errors import FLSLError
+
 import dataclasses
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -35,7 +36,7 @@ GT_DIR = "UAV-benchmark-MOTD_v1.0/GT"
 ATTR_DIRS = ("M_attr", "UAV-benchmark-MOTD_v1.0/M_attr")
 CATEGORIES = {1: "car", 2: "truck", 3: "bus"}
 N_COLUMNS = 9
-DEFAULT_SPLIT = Path(__file__).resolve().parent / "data" / "uavdt_split.json"
+DEFAULT_SPLIT = Path(__file__).resolve().parent / "split.json"
 SPLITS = ("train", "test")
 _FRAME_RE = re.compile(r"^img(\d+)\.jpg$")
 
@@ -43,7 +44,7 @@ _FRAME_RE = re.compile(r"^img(\d+)\.jpg$")
 FRAME, TARGET, LEFT, TOP, WIDTH, HEIGHT, OUT_OF_VIEW, OCCLUSION, CATEGORY = range(N_COLUMNS)
 
 
-class UAVDTError(ValueError):
+class UAVDTError(FLSLError, ValueError):
     """Unusable UAVDT input; the one-line message names the file (and line, where there is one)."""
 
 
@@ -346,22 +347,3 @@ def convert(root: str | os.PathLike, sequences: Sequence[str], every: int = 1,
     return coco, summary
 
 
-def write_json_atomic(obj, path: str | os.PathLike) -> None:
-    """Serialise ``obj`` to a temporary file next to ``path``, then rename it over ``path``:
-    readers see the old file or the complete new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -14,8 +14,8 @@ from benchmarks.synthetic.coco import write_coco
 from tests.benchmarks.conftest import last_error_line, logged_scalars, run_tool
 
 pytestmark = pytest.mark.slow
-CONFIG = "tests/benchmarks/configs/tiny_mask_rcnn.py"
-OVERFIT = "tests/benchmarks/configs/tiny_mask_rcnn_overfit.py"
+CONFIG = "tests/benchmarks/dense/configs/tiny_mask_rcnn.py"
+OVERFIT = "tests/benchmarks/dense/configs/tiny_mask_rcnn_overfit.py"
 
 
 def options(data_root, checkpoint=None, *extra):

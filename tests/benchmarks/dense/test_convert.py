@@ -29,7 +29,7 @@ def images():
 def test_each_format_converts_to_identical_features(fmt, tiny16, images, tmp_path, capsys):
     src = write_format(fmt, tiny16, tmp_path / "src")
     dst = tmp_path / "out.safetensors"
-    assert convert_checkpoint.main([str(src), str(dst)]) == 0
+    assert convert_checkpoint.main([str(src), "--out", str(dst)]) == 0
     out = capsys.readouterr().out
     assert f"detected format: {EXPECTED_FORMAT[fmt]}\n" in out
     meta = safetensors_metadata(dst)
@@ -48,9 +48,9 @@ def test_each_format_converts_to_identical_features(fmt, tiny16, images, tmp_pat
 def test_authors_release_student_and_teacher(tiny16, images, tmp_path, capsys):
     student = tiny_encoder(16, seed=9)
     src = write_format("flsl-authors", tiny16, tmp_path, student=student)
-    for flag, expected in (([], tiny16), (["--student"], student)):
+    for flag, expected in (([], tiny16), (["--which", "student"], student)):
         dst = tmp_path / f"out{len(flag)}.safetensors"
-        assert convert_checkpoint.main([str(src), str(dst), *flag]) == 0
+        assert convert_checkpoint.main([str(src), "--out", str(dst), *flag]) == 0
         model, _ = load_pretrained_encoder(dst)
         with torch.no_grad():
             torch.testing.assert_close(encode(model.eval(), images), encode(expected, images),
@@ -77,7 +77,7 @@ def test_ibot_mask_embedding_is_dropped_not_loaded(tiny16, tmp_path):
 
 def test_wrong_patch_size_is_refused(tiny16, tmp_path, capsys):
     src = write_format("dino", tiny16, tmp_path)
-    assert convert_checkpoint.main([str(src), str(tmp_path / "o.safetensors"), "--expect-patch", "8"]) == 2
+    assert convert_checkpoint.main([str(src), "--out", str(tmp_path / "o.safetensors"), "--patch-size", "8"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "patch size 16" in err and str(src) in err
     assert not (tmp_path / "o.safetensors").exists()
@@ -88,7 +88,7 @@ def test_truncated_file_is_refused_naming_it(fmt, tiny16, tmp_path, capsys):
     src = write_format(fmt, tiny16, tmp_path)
     data = src.read_bytes()
     src.write_bytes(data[: len(data) // 2])
-    assert convert_checkpoint.main([str(src), str(tmp_path / "o.safetensors")]) == 2
+    assert convert_checkpoint.main([str(src), "--out", str(tmp_path / "o.safetensors")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(src) in err and "\n" == err[-1] and err.count("\n") == 1
 
@@ -108,10 +108,10 @@ def test_untrusted_pickle_is_refused_unless_trusted(tiny16, images, tmp_path, ca
     state = torch.load(src, weights_only=True)
     torch.save({"model": state, "time": datetime.timedelta(1)}, src)  # a class outside the allow-list
     dst = tmp_path / "o.safetensors"
-    assert convert_checkpoint.main([str(src), str(dst)]) == 2
+    assert convert_checkpoint.main([str(src), "--out", str(dst)]) == 2
     err = capsys.readouterr().err
     assert "weights_only=True" in err and "--trust-pickle" in err and "\x1b" not in err
-    assert convert_checkpoint.main([str(src), str(dst), "--trust-pickle"]) == 0
+    assert convert_checkpoint.main([str(src), "--out", str(dst), "--trust-pickle"]) == 0
     model, _ = load_pretrained_encoder(dst)
     with torch.no_grad():
         torch.testing.assert_close(encode(model.eval(), images), encode(tiny16, images), rtol=0, atol=0)
@@ -119,7 +119,7 @@ def test_untrusted_pickle_is_refused_unless_trusted(tiny16, images, tmp_path, ca
 
 def test_cli_error_has_no_traceback(tmp_path, repo_root):
     proc = subprocess.run([sys.executable, str(repo_root / "tools" / "convert_checkpoint.py"),
-                           str(tmp_path / "absent.pth"), str(tmp_path / "o.safetensors")],
+                           str(tmp_path / "absent.pth"), "--out", str(tmp_path / "o.safetensors")],
                           capture_output=True, text=True, cwd=repo_root)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

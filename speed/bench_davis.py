@@ -1,12 +1,12 @@
 """DAVIS propagation and evaluation speed: this suite against plain literal procedures.
 
-    .venv/bin/python benchmarks/bench_davis.py [--depth 2] [--sequences 4] [--threads N]
+    .venv/bin/python speed/bench_davis.py [--depth 2] [--sequences 4] [--threads N]
 
 On a generated 480p DAVIS-layout set (benchmarks/synthetic/davis.py) with a random ViT-S/16
 (``--depth`` blocks; the encoder is the same for both sides), one run times, side by side:
 
 * propagation: :func:`benchmarks.davis.pipeline.propagate_sequence` (batched encoder, local
-  windows, sparse top-k) against :func:`benchmarks.davis.reference.reference_propagate` (DINO's
+  windows, sparse top-k) against :func:`speed.reference.davis.reference_propagate` (DINO's
   script step by step: batch-1 encoder, dense affinity per context frame, neighbourhood mask
   from Python loops, dense top-k); frames/s with and without the encoder forward, and whether
   every output label map is identical;
@@ -27,20 +27,19 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from benchmarks.davis.evaluate import evaluate_folder  # noqa: E402
-from benchmarks.davis.features import FeatureExtractor  # noqa: E402
-from benchmarks.davis.io import n_objects, read_annotations, read_palette, sequence_files, write_index_png  # noqa: E402
-from benchmarks.davis.metrics import DavisResults, sequence_scores  # noqa: E402
-from benchmarks.davis.pipeline import propagate_sequence  # noqa: E402
-from benchmarks.davis.propagation import PropagationParams  # noqa: E402
-from benchmarks.davis.reference import reference_global, reference_propagate, reference_scores  # noqa: E402
-from benchmarks.synthetic.davis import write_davis  # noqa: E402
-from pretrain.encoder import build_encoder  # noqa: E402
+from benchmarks.davis.evaluate import evaluate_folder
+from benchmarks.davis.features import FeatureExtractor
+from benchmarks.davis.io import n_objects, read_annotations, read_palette, sequence_files, write_index_png
+from benchmarks.davis.metrics import DavisResults, sequence_scores
+from benchmarks.davis.pipeline import propagate_sequence
+from benchmarks.davis.propagation import PropagationParams
+from speed.reference.davis import reference_global, reference_propagate, reference_scores
+from benchmarks.synthetic.davis import write_davis
+from pretrain.encoder import build_encoder
 
 
 class Timed:

@@ -2,7 +2,7 @@
 side by side with the authors' layout written plainly (explicit softmax attention, the XCiT-style
 fpn1..fpn4 branches), on the same weights.
 
-    python benchmarks/bench_backbone.py [--height 800 --width 1216 --patch 16 --repeats 3
+    python speed/bench_backbone.py [--height 800 --width 1216 --patch 16 --repeats 3
                                          --device cpu|cuda --threads N]
 
 Prints, per implementation: forward time per image (median of ``--repeats`` after one warm-up,
@@ -28,9 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.backbone import FLSLViT  # noqa: E402
+from benchmarks.dense.backbone import FLSLViT
 
 
 # ------------------------------------------------------------------------- plain reference
@@ -152,9 +151,8 @@ def train_peak_mib(kind: str, arch: str, height: int, width: int, device: str) -
 
 
 def _peak_in_subprocess(kind: str, args) -> float:
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r});"
-            "import torch; torch.set_num_threads(%d);" % args.threads
-            + "from benchmarks.bench_backbone import train_peak_mib;"
+    code = ("import torch; torch.set_num_threads(%d);" % args.threads
+            + "from speed.bench_backbone import train_peak_mib;"
             f"print(train_peak_mib({kind!r}, {args.arch!r}, {args.height}, {args.width}, 'cpu'))")
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True,
                          check=True).stdout

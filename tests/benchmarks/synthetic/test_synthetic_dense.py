@@ -1,4 +1,4 @@
-"""benchmarks/synthetic/{coco,ade}.py, tools/make_synthetic.py and benchmarks/data_check.py."""
+"""benchmarks/synthetic/{coco,ade}.py, tools/make_synthetic.py and benchmarks/dense/data_check.py."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from benchmarks.data_check import DataError, check_coco, check_seg_folders, load_json
+from benchmarks.dense.data_check import AnnotationError, check_coco, check_seg_folders, load_json
 from benchmarks.synthetic.ade import LABELS, write_ade
 from benchmarks.synthetic.coco import CLASSES, write_coco
 
@@ -69,7 +69,7 @@ def test_ade_layout_and_labels(ade_root):
 
 def test_make_synthetic_cli(tmp_path, repo_root):
     script = str(repo_root / "tools" / "make_synthetic.py")
-    proc = subprocess.run([sys.executable, script, "coco", str(tmp_path / "c"), "--n-train", "2",
+    proc = subprocess.run([sys.executable, script, "coco", "--out", str(tmp_path / "c"), "--n-train", "2",
                            "--n-val", "1", "--height", "48", "--width", "64"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert len(load_json(tmp_path / "c" / "annotations" / "instances_val.json")["images"]) == 1
@@ -82,7 +82,7 @@ def test_make_synthetic_cli(tmp_path, repo_root):
 def test_malformed_json_names_file_and_line(tmp_path):
     bad = tmp_path / "instances_train.json"
     bad.write_text('{"images": [\n  {"id": 1, "file_name": "a.jpg"},\n  {"id": 2 "file_name": "b.jpg"}\n]}')
-    with pytest.raises(DataError) as err:
+    with pytest.raises(AnnotationError) as err:
         check_coco(bad)
     assert str(err.value).startswith(f"{bad}: invalid JSON at line 3 column")
 
@@ -92,7 +92,7 @@ def test_listed_but_missing_image_is_named(coco_root, tmp_path):
     coco["images"].append({"id": 99, "file_name": "gone.jpg", "height": 72, "width": 104})
     ann = tmp_path / "instances_val.json"
     ann.write_text(json.dumps(coco))
-    with pytest.raises(DataError, match=f"1 listed image\\(s\\) missing, first: {coco_root / 'val' / 'gone.jpg'}"):
+    with pytest.raises(AnnotationError, match=f"1 listed image\\(s\\) missing, first: {coco_root / 'val' / 'gone.jpg'}"):
         check_coco(ann, coco_root / "val")
 
 
@@ -101,10 +101,10 @@ def test_dangling_references_and_missing_keys(coco_root, tmp_path):
     coco["annotations"][0]["image_id"] = 12345
     ann = tmp_path / "a.json"
     ann.write_text(json.dumps(coco))
-    with pytest.raises(DataError, match=r"annotations\[0\] .* image_id 12345"):
+    with pytest.raises(AnnotationError, match=r"annotations\[0\] .* image_id 12345"):
         check_coco(ann)
     ann.write_text(json.dumps({"images": [], "annotations": []}))
-    with pytest.raises(DataError, match="'categories' missing"):
+    with pytest.raises(AnnotationError, match="'categories' missing"):
         check_coco(ann)
 
 
@@ -114,5 +114,5 @@ def test_missing_label_map_is_named(ade_root, tmp_path):
     shutil.copytree(ade_root, root)
     victim = sorted((root / "annotations" / "training").glob("*.png"))[1]
     victim.unlink()
-    with pytest.raises(DataError, match=f"label map missing: {victim}"):
+    with pytest.raises(AnnotationError, match=f"label map missing: {victim}"):
         check_seg_folders(root / "images" / "training", root / "annotations" / "training")

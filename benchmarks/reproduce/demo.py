@@ -1,6 +1,6 @@
 """The end-to-end demo: does FLSL pretraining help downstream, on generated data, on a laptop?
 
-    python -m benchmarks.demo [--work-dir work_dirs/demo] [--quick] [--fresh]     (tools/demo.sh)
+    python -m benchmarks.reproduce.demo [--work-dir work_dirs/demo] [--quick] [--fresh]     (tools/demo.sh)
 
 Stages, each through the suite's own command-line tools (their progress streams through):
 
@@ -26,6 +26,8 @@ about 11 minutes there (under 15 on a busy machine) (docs/reproduce.md states th
 """
 from __future__ import annotations
 
+from core.errors import FLSLError
+
 import argparse
 import dataclasses
 import json
@@ -38,7 +40,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARMS = ("flsl", "random")
 ARM_LABELS = {"flsl": "FLSL-pretrained", "random": "random init"}
 COCO_KEYS = ("bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75")
@@ -47,7 +49,7 @@ LABELS = {"bbox_AP": "box AP", "bbox_AP50": "box AP50", "bbox_AP75": "box AP75",
           "segm_AP50": "mask AP50", "segm_AP75": "mask AP75", "JF_mean": "J&F", "J_mean": "J", "F_mean": "F"}
 
 
-class DemoError(RuntimeError):
+class DemoError(FLSLError):
     """A stage of the demo failed; the message names the stage and its command."""
 
 
@@ -206,7 +208,7 @@ def export(work: Path, python: str) -> dict:
     backbones = work / "backbones"
     flsl, random = backbones / "flsl.safetensors", backbones / "random.safetensors"
     if not flsl.is_file():
-        run([python, "tools/export_backbone.py", rel(work / "pretrain"), rel(flsl)], "export")
+        run([python, "tools/export_backbone.py", rel(work / "pretrain"), "--out", rel(flsl)], "export")
     if not random.is_file():
         spec = EncoderSpec.from_json(safetensors_metadata(flsl)["flsl_spec"])
         cfg = Config.fromfile(str(ROOT / PRETRAIN_CONFIG))
@@ -248,7 +250,7 @@ def davis(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, pyt
         print(f"{arm}: DAVIS already evaluated ({rel(out / 'davis_results.json')})")
         return run_dir
     run([python, "tools/davis_propagate.py", "--config", DAVIS_CONFIG, "--checkpoint", rel(backbone),
-         "--davis-root", rel(roots["davis"]), "--output", rel(out), "--evaluate",
+         "--data-root", rel(roots["davis"]), "--out", rel(out), "--evaluate",
          "--short-side", str(budget.davis_short_side)], f"davis/{arm}", prefix=prefix)
     return run_dir
 

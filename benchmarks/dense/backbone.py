@@ -2,11 +2,11 @@
 
 The encoder is :func:`pretrain.encoder.build_encoder` (timm ViT, no class token); the selected
 block outputs ``[B, N, C]`` become ``[B, C, H/p, W/p]`` maps and go through the multi-scale
-adapter (:mod:`benchmarks.adapter`) or, for the authors' segmentation layout, stay at stride ``p``.
+adapter (:mod:`benchmarks.dense.adapter`) or, for the authors' segmentation layout, stay at stride ``p``.
 
 Config usage (both frameworks)::
 
-    custom_imports = dict(imports=['benchmarks.backbone'], allow_failed_imports=False)
+    custom_imports = dict(imports=['benchmarks.dense.backbone'], allow_failed_imports=False)
     model = dict(backbone=dict(
         type='FLSLViT', arch='vit_small_patch16_224', out_indices=(3, 5, 7, 11),
         drop_path_rate=0.05, adapter='multiscale',

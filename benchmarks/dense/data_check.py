@@ -6,12 +6,14 @@ built so that the message names the file, the line, or the first missing image.
 """
 from __future__ import annotations
 
+from core.errors import FLSLError
+
 import json
 import os
 from pathlib import Path
 
 
-class DataError(RuntimeError):
+class AnnotationError(FLSLError):
     """Unusable data; the message names the file (and line / key)."""
 
 
@@ -25,14 +27,14 @@ def load_json(path: str | Path) -> dict:
     """Parse a JSON file; errors name the file, the line and the column."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"annotation file not found: {path}")
+        raise AnnotationError(f"annotation file not found: {path}")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+        raise AnnotationError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None
+        raise AnnotationError(f"{path}: not UTF-8 text ({err.reason})") from None
 
 
 def check_coco(ann_file: str | Path, img_dir: str | Path | None = None) -> dict:
@@ -42,31 +44,31 @@ def check_coco(ann_file: str | Path, img_dir: str | Path | None = None) -> dict:
     ann_file = Path(ann_file)
     coco = load_json(ann_file)
     if not isinstance(coco, dict):
-        raise DataError(f"{ann_file}: top level must be a JSON object, found {type(coco).__name__}")
+        raise AnnotationError(f"{ann_file}: top level must be a JSON object, found {type(coco).__name__}")
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key), list):
-            raise DataError(f"{ann_file}: key {key!r} missing or not a list")
+            raise AnnotationError(f"{ann_file}: key {key!r} missing or not a list")
     image_ids, files = set(), []
     for i, img in enumerate(coco["images"]):
         if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
-            raise DataError(f"{ann_file}: images[{i}] needs 'id' and 'file_name'")
+            raise AnnotationError(f"{ann_file}: images[{i}] needs 'id' and 'file_name'")
         image_ids.add(img["id"])
         files.append(img["file_name"])
     cat_ids = {c.get("id") for c in coco["categories"] if isinstance(c, dict)}
     for i, ann in enumerate(coco["annotations"]):
         if not isinstance(ann, dict):
-            raise DataError(f"{ann_file}: annotations[{i}] is not an object")
+            raise AnnotationError(f"{ann_file}: annotations[{i}] is not an object")
         for key, known in (("image_id", image_ids), ("category_id", cat_ids)):
             if ann.get(key) not in known:
-                raise DataError(f"{ann_file}: annotations[{i}] (id {ann.get('id')}) refers to "
+                raise AnnotationError(f"{ann_file}: annotations[{i}] (id {ann.get('id')}) refers to "
                                 f"{key} {ann.get(key)!r}, not listed in the file")
         if "bbox" not in ann or len(ann["bbox"]) != 4:
-            raise DataError(f"{ann_file}: annotations[{i}] (id {ann.get('id')}) needs a 4-number 'bbox'")
+            raise AnnotationError(f"{ann_file}: annotations[{i}] (id {ann.get('id')}) needs a 4-number 'bbox'")
     if img_dir is not None:
         img_dir = Path(img_dir)
         missing = [f for f in files if not (img_dir / f).is_file()]
         if missing:
-            raise DataError(f"{ann_file}: {len(missing)} listed image(s) missing, first: "
+            raise AnnotationError(f"{ann_file}: {len(missing)} listed image(s) missing, first: "
                             f"{img_dir / missing[0]}")
     return {key: len(coco[key]) for key in ("images", "annotations", "categories")}
 
@@ -77,14 +79,14 @@ def check_seg_folders(img_dir: str | Path, seg_dir: str | Path, img_suffix: str 
     img_dir, seg_dir = Path(img_dir), Path(seg_dir)
     for d in (img_dir, seg_dir):
         if not d.is_dir():
-            raise DataError(f"folder not found: {d}")
+            raise AnnotationError(f"folder not found: {d}")
     images = sorted(p for p in img_dir.rglob(f"*{img_suffix}") if p.is_file())
     if not images:
-        raise DataError(f"{img_dir}: no *{img_suffix} images")
+        raise AnnotationError(f"{img_dir}: no *{img_suffix} images")
     for p in images:
         label = seg_dir / p.relative_to(img_dir).with_name(p.name[:-len(img_suffix)] + seg_suffix)
         if not label.is_file():
-            raise DataError(f"{p}: label map missing: {label}")
+            raise AnnotationError(f"{p}: label map missing: {label}")
     return len(images)
 
 
@@ -133,5 +135,5 @@ def check_config_data(cfg, loaders=("train_dataloader", "val_dataloader"),
                 load_json(e["ann_file"])
 
 
-__all__ = ["DataError", "load_json", "check_coco", "check_seg_folders", "check_dataset_cfg",
+__all__ = ["AnnotationError", "load_json", "check_coco", "check_seg_folders", "check_dataset_cfg",
            "check_config_data"]

@@ -1,6 +1,6 @@
 """Time the vectorised UAVDT ground-truth parser against a plain per-line parser.
 
-    python benchmarks/bench_uavdt_parse.py [--lines 300000] [--repeat 3]
+    python speed/bench_uavdt_parse.py [--lines 300000] [--repeat 3]
 
 Both parse and validate the same generated ``_gt_whole.txt`` (the size of a long UAVDT
 sequence is about 30k lines; the whole release about 800k); the results must be equal.
@@ -9,15 +9,14 @@ Prints the best time of each and the ratio.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import tempfile
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from benchmarks.uavdt import CATEGORIES, parse_gt_file  # noqa: E402
+from benchmarks.uavdt.convert import CATEGORIES, parse_gt_file
 
 
 def plain_parse(path, frames, check_category=True):

@@ -14,7 +14,7 @@ from benchmarks.synthetic.ade import write_ade
 from tests.benchmarks.conftest import logged_scalars, run_tool
 
 pytestmark = pytest.mark.slow
-CONFIG = "tests/benchmarks/configs/tiny_semfpn.py"
+CONFIG = "tests/benchmarks/dense/configs/tiny_semfpn.py"
 N_CLASSES = 150
 
 

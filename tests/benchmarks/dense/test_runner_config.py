@@ -1,4 +1,4 @@
-"""benchmarks/runner.py (config preparation) and benchmarks/mm_checkpoint.py (safe loading)."""
+"""benchmarks/dense/runner.py (config preparation) and benchmarks/dense/mm_checkpoint.py (safe loading)."""
 from __future__ import annotations
 
 import pickle
@@ -8,8 +8,8 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from benchmarks.mm_checkpoint import allow_mmengine_checkpoints
-from benchmarks.runner import ConfigError, load_config, prepare_test, prepare_train, reroot, summarize
+from benchmarks.dense.mm_checkpoint import allow_mmengine_checkpoints
+from benchmarks.dense.runner import ConfigError, load_config, prepare_test, prepare_train, reroot, summarize
 
 COCO_CFG = "configs/coco/mask_rcnn_flsl_vits16.py"
 ADE_CFG = "configs/ade20k/semfpn_flsl_vits16_40k.py"

@@ -1,4 +1,4 @@
-"""Plain, literal versions of the DAVIS procedures, for benchmarks/bench_davis.py only.
+"""Plain, literal versions of the DAVIS procedures, for speed/bench_davis.py only.
 
 * :func:`reference_propagate` follows DINO's published evaluation script step by step: one
   encoder forward per frame, a dense ``N x N`` affinity per context frame, a neighbourhood mask
@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .features import read_frame
-from .io import VOID, Sequence, read_index_png
-from .propagation import PropagationParams
+from benchmarks.davis.features import read_frame
+from benchmarks.davis.io import VOID, Sequence, read_index_png
+from benchmarks.davis.propagation import PropagationParams
 
 
 # ------------------------------------------------------------------------------------ propagation

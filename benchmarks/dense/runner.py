@@ -5,7 +5,7 @@
   and evaluator path of the config that starts with the old root is moved under the new one, so
   one variable points a config at a data set.
 * Checkpoints written by MMEngine are read with ``torch.load(weights_only=True)`` plus the few
-  classes MMEngine stores (:mod:`benchmarks.mm_checkpoint`), never with full unpickling.
+  classes MMEngine stores (:mod:`benchmarks.dense.mm_checkpoint`), never with full unpickling.
 """
 from __future__ import annotations
 
@@ -17,16 +17,14 @@ from pathlib import Path
 
 import torch
 
-from .data_check import DataError, check_config_data
+from core.errors import ConfigError
+
+from .data_check import AnnotationError, check_config_data
 from .mm_checkpoint import allow_mmengine_checkpoints
 
 FRAMEWORKS = ("mmdet", "mmseg")
 DATA_KEYS = ("train_dataloader", "val_dataloader", "test_dataloader", "val_evaluator",
              "test_evaluator")
-
-
-class ConfigError(RuntimeError):
-    """An unusable config or command line; the message names the file or key."""
 
 
 def reroot(value, old: str, new: str):
@@ -74,7 +72,7 @@ def init_framework(scope: str) -> None:
         importlib.import_module(f"{scope}.utils").register_all_modules(init_default_scope=False)
     except ImportError as err:
         raise ConfigError(f"{scope} is not installed ({err}); run tools/setup_env.sh") from None
-    importlib.import_module("benchmarks.backbone")
+    importlib.import_module("benchmarks.dense.backbone")
 
 
 def _common(cfg, config_path: str, work_dir: str | None, launcher: str) -> None:
@@ -161,7 +159,7 @@ def write_metrics(metrics: dict, path: str | os.PathLike) -> None:
     path.write_text(json.dumps(clean, indent=2, sort_keys=True, default=str))
 
 
-USER_ERRORS = (ConfigError, DataError)
+USER_ERRORS = (ConfigError, AnnotationError)
 
 __all__ = ["ConfigError", "reroot", "load_config", "init_framework", "prepare_train", "prepare_test",
            "build_runner", "summarize", "write_metrics", "USER_ERRORS"]

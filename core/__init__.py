@@ -1,0 +1,12 @@
+"""Helpers every part of the project shares, one implementation each.
+
+``core.errors``     :class:`FLSLError`, the base of every error a tool reports as one
+                    ``error: <file or key>: <what is wrong>`` line with exit status 2, and
+                    :func:`cli_main`, the handler every command-line tool runs under
+``core.files``      atomic file writes (temporary file in the same folder, fsync, rename) with
+                    the user's umask
+``core.dist``       "is a multi-process job running" and its rank / world size
+``core.constants``  image normalisation constants
+
+``core`` imports nothing from ``pretrain`` or ``benchmarks``; both import from it.
+"""
