@@ -1,4 +1,4 @@
-"""The FLSL objective (method.md section 3): pure functions of tensors, no I/O.
+"""The FLSL objective (docs/method.md section 3): pure functions of tensors, no I/O.
 
 Symbols: B images, N tokens of a student view, M tokens of the teacher view, n selected tokens
 per view, C embedding width, K prototypes, T = all selected tokens of all student views.
@@ -43,20 +43,22 @@ def mask_to_index(mask: torch.Tensor) -> torch.Tensor:
     return order[:, :n]
 
 
-def mean_shift(src: torch.Tensor, tgt: torch.Tensor, mask: torch.Tensor, scale: float):
-    """Mean-shift of the selected source tokens over the target tokens.
+def mean_shift(src: torch.Tensor, tgt: torch.Tensor, select: torch.Tensor, scale: float):
+    """Mean-shift of the selected source tokens over the target tokens (the trainer's own path).
 
     Args:
         src: ``[B, N, C]`` token map (queries are taken from it).
         tgt: ``[B, M, C]`` keys and values (``src`` itself for the intra-view step, the teacher's
             tokens for the inter-view mode).
-        mask: ``[B, N]`` bool, the same number n of True per row.
+        select: which tokens of ``src`` are queries: positions ``[B, n]`` (integer), or a bool
+            mask ``[B, N]`` with the same number n of True per row.
         scale: the attention's multiplier beta (the authors' "temperature").
     Returns:
         ``(selected_src [B, n, C], modes [B, n, C])`` with
         ``modes_i = sum_j softmax_j(scale * x_i . t_j) t_j``.
     """
-    x = select_tokens(src, mask_to_index(mask))
+    index = mask_to_index(select) if select.dtype == torch.bool else select
+    x = select_tokens(src, index)
     return x, attend(x, tgt, scale)
 
 
@@ -83,7 +85,7 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
 
 
 class FLSLLoss(nn.Module):
-    """``L = upsilon * L_ms + eta * L_km + gamma * L_vmr`` (method.md section 3).
+    """``L = upsilon * L_ms + eta * L_km + gamma * L_vmr`` (docs/method.md section 3).
 
     Args:
         student_temp: tau_s.

@@ -6,7 +6,7 @@ from torch import nn
 
 from .encoder import EncoderSpec, build_encoder, encode
 from .head import ClusteringHead
-from .loss import attend, select_tokens
+from .loss import attend, mean_shift
 
 
 class FLSLNet(nn.Module):
@@ -33,14 +33,12 @@ class FLSLNet(nn.Module):
         """
         b, n_local = local_views.shape[:2]
         z_global = encode(self.backbone, global_view)
-        x_global = select_tokens(z_global, global_index)
-        m_global = attend(x_global, z_global, beta_sa)
+        x_global, m_global = mean_shift(z_global, z_global, global_index, beta_sa)
         parts_x, parts_m = [x_global.flatten(0, 1)], [m_global.flatten(0, 1)]
         x_local = None
         if n_local:
             z_local = encode(self.backbone, local_views.flatten(0, 1))
-            x_local = select_tokens(z_local, local_index.flatten(0, 1))
-            m_local = attend(x_local, z_local, beta_sa)
+            x_local, m_local = mean_shift(z_local, z_local, local_index.flatten(0, 1), beta_sa)
             parts_x.append(x_local.flatten(0, 1))
             parts_m.append(m_local.flatten(0, 1))
         tokens, modes = torch.cat(parts_x), torch.cat(parts_m)

@@ -1,4 +1,4 @@
-# FLSL ViT-S/16 + Semantic FPN on ADE20K, 40k iterations, 512x512 crops (dense.md; tables.md
+# FLSL ViT-S/16 + Semantic FPN on ADE20K, 40k iterations, 512x512 crops (docs/dense.md; docs/tables.md
 # "ADE20K semantic segmentation"). Faithful to the authors' released backbone: NO multi-scale
 # adapter, all four encoder outputs stay at stride 16 (adapter='single_scale') while the FPN head
 # declares strides 4/8/16/32. The multi-scale adapter variant is semfpn_flsl_vits16_adapter_40k.py.
@@ -22,7 +22,7 @@ _base_ = [
     '../_base_/default_runtime_seg.py',
 ]
 
-data_root = 'data/ade/ADEChallengeData2016/'
+data_root = '{{$ADE20K_ROOT:data/ade/ADEChallengeData2016/}}'  # ADE20K_ROOT=DIR moves it for any tool
 
 model = dict(
     backbone=dict(

@@ -1,4 +1,4 @@
-# FLSL ViT-S/16 + multi-scale adapter + FPN, Mask R-CNN 1x on COCO 2017 (dense.md; tables.md
+# FLSL ViT-S/16 + multi-scale adapter + FPN, Mask R-CNN 1x on COCO 2017 (docs/dense.md; docs/tables.md
 # "COCO detection and instance segmentation", FLSL ViT-S/16 row: 44.9 AP box / 40.8 AP mask).
 #
 #   tools/dist_train.sh configs/coco/mask_rcnn_flsl_vits16.py 8 --amp \
@@ -20,7 +20,7 @@ _base_ = [
     '../_base_/default_runtime_det.py',
 ]
 
-data_root = 'data/coco/'
+data_root = '{{$COCO_ROOT:data/coco/}}'  # COCO_ROOT=DIR moves it for any tool, ours or MMDetection's
 
 model = dict(
     backbone=dict(

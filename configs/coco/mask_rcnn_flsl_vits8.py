@@ -1,4 +1,4 @@
-# FLSL ViT-S/8 + multi-scale adapter + FPN, Mask R-CNN 1x on COCO 2017 (dense.md; tables.md
+# FLSL ViT-S/8 + multi-scale adapter + FPN, Mask R-CNN 1x on COCO 2017 (docs/dense.md; docs/tables.md
 # "COCO detection and instance segmentation", FLSL ViT-S/8 row: 46.5 AP box / 42.1 AP mask).
 #
 #   tools/dist_train.sh configs/coco/mask_rcnn_flsl_vits8.py 8 --amp \

@@ -1,4 +1,4 @@
-# FLSL ViT-S/16 row of the DAVIS 2017 table (tables.md; J&F-Mean, J-Mean, F-Mean).
+# FLSL ViT-S/16 row of the DAVIS 2017 table (docs/tables.md; J&F-Mean, J-Mean, F-Mean).
 #
 #   python tools/davis_propagate.py --config configs/davis/flsl_vits16.py \
 #       --checkpoint PATH/flsl_vits16.safetensors --data-root PATH/DAVIS --out work_dirs/davis_flsl_vits16 --evaluate

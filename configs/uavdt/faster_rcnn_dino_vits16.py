@@ -1,7 +1,7 @@
 # DINO ViT-S/16 baseline row of the UAVDT table: the FLSL row's detector, schedule, data and
 # evaluation (./faster_rcnn_flsl_vits16.py) with the DINO release's ViT-S/16 encoder
 # (dino_deitsmall16_pretrain.pth: class token and 1+N position embedding, dropped on loading).
-# Which baselines the paper's UAVDT table lists is to be confirmed (tables.md); any other ViT-S/16
+# Which baselines the paper's UAVDT table lists is to be confirmed (docs/tables.md); any other ViT-S/16
 # row (iBOT, timm, another FLSL export) is this file with another checkpoint:
 #   --cfg-options model.backbone.init_cfg.checkpoint=PATH
 #

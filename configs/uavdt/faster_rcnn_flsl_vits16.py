@@ -1,4 +1,4 @@
-# FLSL ViT-S/16 + multi-scale adapter + FPN, Faster R-CNN 1x on UAVDT (uavdt.md; tables.md
+# FLSL ViT-S/16 + multi-scale adapter + FPN, Faster R-CNN 1x on UAVDT (docs/uavdt.md; docs/tables.md
 # "UAVDT detection", FLSL ViT-S/16 row). 3 classes: car, truck, bus.
 #
 #   .venv/bin/python tools/uavdt2coco.py --data-root PATH/uavdt --out PATH/uavdt/annotations
@@ -7,7 +7,7 @@
 #   tools/dist_test.sh configs/uavdt/faster_rcnn_flsl_vits16.py work_dirs/faster_rcnn_flsl_vits16/epoch_12.pth 8 \
 #       --cfg-options data_root=PATH/uavdt/
 #
-# What is assumed (the paper's UAVDT detector and schedule are to be confirmed, uavdt.md):
+# What is assumed (the paper's UAVDT detector and schedule are to be confirmed, docs/uavdt.md):
 #   detector    Faster R-CNN with the COCO configs' backbone, adapter (strides 4/8/16/32) and FPN,
 #               RPN and box head; 3 classes.
 #   schedule    the COCO 1x schedule (_base_/schedules/adamw_1x.py): AdamW lr 5e-5 for a total batch
@@ -30,7 +30,7 @@ _base_ = [
 custom_imports = dict(imports=['benchmarks.dense', 'benchmarks.uavdt.metric'],
                       allow_failed_imports=False)
 
-data_root = 'data/uavdt/'
+data_root = '{{$UAVDT_ROOT:data/uavdt/}}'  # UAVDT_ROOT=DIR moves it for any tool
 
 model = dict(
     backbone=dict(

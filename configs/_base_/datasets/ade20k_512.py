@@ -1,6 +1,6 @@
 # ADE20K (ADEChallengeData2016) with 512x512 crops, single-scale test (MMSegmentation 1.x).
 dataset_type = 'ADE20KDataset'
-data_root = 'data/ade/ADEChallengeData2016/'
+data_root = '{{$ADE20K_ROOT:data/ade/ADEChallengeData2016/}}'  # ADE20K_ROOT=DIR moves it for any tool
 crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),

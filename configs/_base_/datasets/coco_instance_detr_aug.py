@@ -1,9 +1,9 @@
 # COCO 2017 instance segmentation with the DETR-style multi-scale training augmentation of
-# dense.md: flip 0.5, then with equal chance (a) shorter side in 480..800 (step 32), longer side
+# docs/dense.md: flip 0.5, then with equal chance (a) shorter side in 480..800 (step 32), longer side
 # <= 1333, or (b) shorter side in {400, 500, 600}, a random crop of absolute size in [384, 600],
 # then (a). Padding to a multiple of 32 happens in the model's data_preprocessor.
 dataset_type = 'CocoDataset'
-data_root = 'data/coco/'
+data_root = '{{$COCO_ROOT:data/coco/}}'  # COCO_ROOT=DIR moves it for any tool, ours or MMDetection's
 backend_args = None
 
 multi_scales = [(1333, s) for s in range(480, 801, 32)]

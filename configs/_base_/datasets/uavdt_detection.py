@@ -1,4 +1,4 @@
-# UAVDT detection (uavdt.md): COCO files made by tools/uavdt2coco.py, images read from the release.
+# UAVDT detection (docs/uavdt.md): COCO files made by tools/uavdt2coco.py, images read from the release.
 #
 #   .venv/bin/python tools/uavdt2coco.py --data-root data/uavdt --out data/uavdt/annotations
 #
@@ -15,7 +15,7 @@
 #             setting, shorter side 800 / longer side at most 1333 with the aspect ratio kept
 #             (1024x540 frames become 1333x703), random flip 0.5; the same resize at test time.
 dataset_type = 'CocoDataset'
-data_root = 'data/uavdt/'
+data_root = '{{$UAVDT_ROOT:data/uavdt/}}'  # UAVDT_ROOT=DIR moves it for any tool
 backend_args = None
 metainfo = dict(classes=('car', 'truck', 'bus'))  # category ids 1, 2, 3 of the COCO files
 

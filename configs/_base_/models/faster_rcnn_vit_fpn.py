@@ -1,4 +1,4 @@
-# Faster R-CNN with the FLSL ViT + multi-scale adapter + FPN (dense.md backbone; uavdt.md detector).
+# Faster R-CNN with the FLSL ViT + multi-scale adapter + FPN (docs/dense.md backbone; docs/uavdt.md detector).
 # Same backbone, adapter, FPN, RPN and box head as ./mask_rcnn_vit_fpn.py without the mask branch;
 # the R-CNN assigner keeps MMDetection's Faster R-CNN setting (match_low_quality=False).
 # num_classes is set by the config that uses it.

@@ -1,4 +1,4 @@
-# Mask R-CNN with the FLSL ViT + adapter + FPN (dense.md, "COCO: Mask R-CNN, 1x schedule").
+# Mask R-CNN with the FLSL ViT + adapter + FPN (docs/dense.md, "COCO: Mask R-CNN, 1x schedule").
 _base_ = ['./vit_adapter_fpn.py']
 
 model = dict(

@@ -1,4 +1,4 @@
-# Semantic FPN with the FLSL ViT (dense.md, "ADE20K: Semantic FPN"). The encoder taps blocks
+# Semantic FPN with the FLSL ViT (docs/dense.md, "ADE20K: Semantic FPN"). The encoder taps blocks
 # (2, 5, 8, 11) with drop-path 0.1; FPN 4 x C -> 256 with 4 outputs; FPN head 128 channels.
 # The backbone layout defaults to the authors' released one (no adapter: all four maps at stride
 # 16); configs/ade20k/*_adapter_* switch to the multi-scale adapter.

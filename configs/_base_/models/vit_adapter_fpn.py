@@ -1,4 +1,4 @@
-# FLSL ViT-S/16 backbone (benchmarks/dense/backbone.py) + multi-scale adapter + FPN neck (dense.md).
+# FLSL ViT-S/16 backbone (benchmarks/dense/backbone.py) + multi-scale adapter + FPN neck (docs/dense.md).
 # Shared by every dense benchmark: Mask R-CNN (COCO), Faster R-CNN (UAVDT), Semantic FPN (ADE20K).
 # A detector base adds `type`, `data_preprocessor` and its heads on top of this file:
 #     _base_ = ['./vit_adapter_fpn.py']

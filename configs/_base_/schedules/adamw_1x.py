@@ -1,4 +1,4 @@
-# 1x schedule of dense.md: AdamW lr 5e-5 for a total batch of 8 (betas 0.9/0.999, weight decay
+# 1x schedule of docs/dense.md: AdamW lr 5e-5 for a total batch of 8 (betas 0.9/0.999, weight decay
 # 0.05; no decay on position embedding, norms, biases), 12 epochs, lr x0.1 at epochs 8 and 11,
 # linear warm-up over the first 1000 iterations. Mixed precision: tools/train.py --amp (GPU).
 optim_wrapper = dict(

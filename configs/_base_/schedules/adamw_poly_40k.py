@@ -1,4 +1,4 @@
-# 40k-iteration schedule of dense.md (ADE20K): AdamW lr 6e-5 for a total batch of 32 (8 GPUs x
+# 40k-iteration schedule of docs/dense.md (ADE20K): AdamW lr 6e-5 for a total batch of 32 (8 GPUs x
 # 4 images), weight decay 0.01 (none on position embedding, norms, biases); poly decay (power 1)
 # to 0 over all 40k iterations, multiplied during the first 1500 by a linear warm-up, as the
 # authors' MMSegmentation 0.x hooks did (MMEngine chains overlapping schedulers multiplicatively).

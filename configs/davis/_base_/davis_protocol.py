@@ -1,4 +1,4 @@
-# DAVIS 2017 semi-supervised label propagation, DINO's protocol (davis.md), shared by every
+# DAVIS 2017 semi-supervised label propagation, DINO's protocol (docs/davis.md), shared by every
 # row of the DAVIS table. Read by tools/davis_propagate.py --config (benchmarks/davis/config.py).
 n_last_frames = 7       # context: first frame + the 7 most recent frames (soft labels)
 neighborhood = 12       # square window, Chebyshev radius in patches

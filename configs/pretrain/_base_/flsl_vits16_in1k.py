@@ -1,5 +1,5 @@
-# FLSL ViT-S/16 on ImageNet-1K: the authors' recipe (README command of their release; method.md s.4).
-# Choices where the authors' README command and argument parser disagree (method.md s.6): we follow
+# FLSL ViT-S/16 on ImageNet-1K: the authors' recipe (README command of their release; docs/method.md s.4).
+# Choices where the authors' README command and argument parser disagree (docs/method.md s.6): we follow
 # the command they ran: K = 4096 prototypes, 300 epochs, final teacher temperature 0.07 reached after
 # a 30-epoch warm-up from 0.04, local crop scale (0.05, 0.4), loss coefficients (0.03, 1, 5).
 model = dict(

@@ -4,9 +4,9 @@
 # R-CNN structure, anchors, RoIAlign sizes, AdamW, paramwise_cfg, warm-up, CocoMetric) is the
 # real config's. The tests pass
 #   --cfg-options data_root=<generated set> model.backbone.init_cfg.checkpoint=<tiny export>
-_base_ = ['../../../configs/coco/mask_rcnn_flsl_vits16.py']
+_base_ = ['../../../../configs/coco/mask_rcnn_flsl_vits16.py']
 
-data_root = 'data/coco/'  # the real config's value: the test re-roots it with --cfg-options
+data_root = '{{$COCO_ROOT:data/coco/}}'  # the real config's rule: tests move it with --cfg-options or COCO_ROOT
 classes = ('ellipse', 'rectangle', 'triangle')
 scales = [(160, s) for s in (96, 112, 128)]
 

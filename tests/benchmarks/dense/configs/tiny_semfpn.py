@@ -3,7 +3,7 @@
 # Data set class, label convention (reduce_zero_label), 150-class FPN head, AdamW, poly schedule
 # and IoUMetric are the real config's. The tests pass
 #   --cfg-options data_root=<generated set> model.backbone.init_cfg.checkpoint=<tiny export>
-_base_ = ['../../../configs/ade20k/semfpn_flsl_vits16_40k.py']
+_base_ = ['../../../../configs/ade20k/semfpn_flsl_vits16_40k.py']
 
 crop_size = (64, 64)
 model = dict(
