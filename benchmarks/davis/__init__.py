@@ -1,4 +1,4 @@
-"""DAVIS 2017 semi-supervised video object segmentation by label propagation (davis.md).
+"""DAVIS 2017 semi-supervised video object segmentation by label propagation (docs/davis.md).
 
 Modules: :mod:`.io` (official layout, palette PNGs), :mod:`.features` (frames and encoders of
 any supported checkpoint), :mod:`.propagation` (label propagation on local windows),

@@ -1,4 +1,4 @@
-"""The pretraining configs load and describe the recipes of method.md."""
+"""The pretraining configs load and describe the recipes of docs/method.md."""
 import pytest
 from mmengine.config import Config
 

@@ -1,4 +1,4 @@
-"""The FLSL loss parts against a plain, loop-based computation of method.md's formulas."""
+"""The FLSL loss parts against a plain, loop-based computation of docs/method.md's formulas."""
 import math
 import os
 import subprocess

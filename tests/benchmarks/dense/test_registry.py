@@ -35,7 +35,7 @@ def test_both_registries_build_the_same_backbone(scope, tiny16_ckpt):
 def test_real_configs_build_and_run(path, repo_root):
     scope, patch, adapter, n_out = CONFIGS[path]
     cfg = load_config(repo_root / path)
-    assert cfg.default_scope == scope and cfg.custom_imports.imports == ["benchmarks.dense.backbone"]
+    assert cfg.default_scope == scope and cfg.custom_imports.imports == ["benchmarks.dense"]
     init_framework(scope)
     registry = __import__(f"{scope}.registry", fromlist=["MODELS"]).MODELS
     cfg.model.backbone.init_cfg = None
