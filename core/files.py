@@ -9,11 +9,14 @@ renamed over the destination.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import FLSLError
 
 
 def _umask() -> int:
@@ -27,8 +30,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsynced and renamed onto
     ``path``, on any exception it is removed and ``path`` is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise FLSLError(f"{path}: cannot be written ({err.strerror})") from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -37,9 +43,62 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno not in _WRITE_ERRNOS:
+            raise
+        raise FLSLError(f"{path}: cannot be written ({err.strerror}); "
+                        + ("the previous file is unchanged" if path.exists() else "nothing was written")) from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+#: errors of the write itself (as opposed to a bug): disk full, quota, file-size limit, read-only
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def make_parent(path: str | os.PathLike) -> None:
+    """Create the folder ``path`` goes in; a regular file in the way is an :class:`FLSLError`."""
+    make_dirs(Path(path).parent)
+
+
+def make_dirs(folder: str | os.PathLike) -> Path:
+    """``mkdir -p folder``, with one-line errors: a regular file where a folder must be, or no
+    permission."""
+    folder = Path(folder)
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise FLSLError(f"{folder}: cannot be created: {blocking} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FLSLError(f"{folder}: cannot be created ({err.strerror})") from None
+    return folder
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_output_path(out: str | os.PathLike, inputs=(), option: str = "--out") -> Path:
+    """Refuse, before any work, an output that cannot be made or would write over what is read.
+
+    ``out`` (a file or a folder the tool writes) must not lie under a regular file, and must not
+    be, or lie inside, any of ``inputs`` (files or folders the tool reads). Symbolic links are
+    resolved. Raises :class:`FLSLError` naming both; returns ``Path(out)``.
+    """
+    out = Path(out)
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise FLSLError(f"{out} ({option}): cannot be created: {blocking} is a file, not a folder")
+    real = Path(os.path.realpath(out))
+    for item in inputs:
+        if item is None:
+            continue
+        if _inside(real, Path(os.path.realpath(item))):
+            raise FLSLError(f"{out} ({option}): would write into the input {item}; choose an output "
+                            "outside the data and checkpoints the tool reads")
+    return out
 
 
 def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
@@ -58,4 +117,5 @@ def write_json_atomic(obj, path: str | os.PathLike, indent: int | None = None) -
     write_text_atomic(json.dumps(obj, indent=indent, separators=sep), path)
 
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_text_atomic", "write_json_atomic"]
+__all__ = ["atomic_path", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "make_dirs",
+           "make_parent", "check_output_path"]
