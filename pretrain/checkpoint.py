@@ -1,46 +1,166 @@
 """Checkpoints: atomic save, safe load (never unpickles code), export of the teacher encoder,
 and import of foreign ViT checkpoint formats.
 
-Supported encoder formats (auto-detected by :func:`load_encoder_weights`):
+Supported encoder formats (auto-detected by :func:`load_encoder_weights` from the content, never
+from the file name):
 
 ``flsl-export``   this project's ``.safetensors`` export (metadata ``flsl_spec``)
 ``flsl-train``    this project's training state (``{"teacher": ..., "student": ..., "meta": ...}``)
-``flsl-authors``  the authors' release: ``{"student"|"teacher": {"module.backbone.*"|"backbone.*"}}``
-``dino`` / ``ibot``  DINO / iBOT releases: a bare (or ``teacher``-wrapped) ViT state dict with
-                  ``cls_token`` and a ``1 + N`` position embedding
-``timm``          a timm ViT state dict (optionally with ``head.*``)
+``flsl-authors``  the authors' release: ``{"student": {"module.backbone.*", "module.head.*"},
+                  "teacher": {"backbone.*", "head.*"}, "optimizer", "epoch", "args", "flsl_loss"}``
+                  with an unused ``cls_token`` beside an ``N``-entry ``pos_embed``: no class token
+``dino``          DINO: a bare ViT state dict (``dino_deitsmall16_pretrain.pth``) or a training
+                  state like the one above with ``dino_loss``; class token, ``1 + N`` positions
+``ibot``          iBOT: ``{"state_dict": ViT}`` (``checkpoint_teacher.pth``) or a training state
+                  with ``ibot_loss``; class token, ``1 + N`` positions (``masked_embed`` unused)
+``timm``          a timm ViT state dict (``.pth`` or hub ``.safetensors``, optionally ``head.*``)
 
-All of them are converted to the key layout of :func:`pretrain.encoder.build_encoder` (timm keys,
-no class token, ``pos_embed`` of shape ``[1, N, C]``).
+Each is returned in the key layout of :func:`pretrain.encoder.build_encoder` for the network it
+was trained as: class-token families keep ``cls_token`` and the ``1 + N`` table (their spec has
+``class_token=True``), and every family gets its position rule (``FAMILY_POSITIONS``).
 """
 from __future__ import annotations
 
 from core.errors import FLSLError
-from core.files import atomic_path
+from core.files import atomic_path, write_text_atomic
 
 import argparse
+import contextlib
 import dataclasses
+import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
-from .encoder import EncoderSpec, build_encoder
+from .encoder import DEFAULT_POSITIONS, POSITION_RULES, EncoderSpec, build_encoder
 
 
 class CheckpointError(FLSLError):
     """A checkpoint that cannot be used; the message names the file and the key."""
 
 
+class IntegrityError(CheckpointError):
+    """A checkpoint whose bytes no longer match the SHA-256 recorded when it was written."""
+
+
+# --------------------------------------------------------------------------------------- integrity
+#: every file this project writes a checkpoint or export to gets ``<file>.sha256`` beside it, in
+#: ``sha256sum`` format (``sha256sum -c`` checks it from that folder)
+DIGEST_SUFFIX = ".sha256"
+
+
+def digest_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + DIGEST_SUFFIX)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def recorded_digests(path: str | os.PathLike) -> list[str] | None:
+    """Digests listed in ``<path>.sha256`` (None when there is none). While a checkpoint is being
+    replaced the file lists the new digest and the old one, so a crash between the two renames
+    leaves a pair that still verifies."""
+    side = digest_path(path)
+    if not side.is_file():
+        return None
+    out = []
+    for line in side.read_text(errors="replace").splitlines():
+        word = line.split(" ", 1)[0].strip().lower()
+        if re.fullmatch(r"[0-9a-f]{64}", word):
+            out.append(word)
+    return out
+
+
+def write_digest(path: str | os.PathLike, digests: list[str]) -> None:
+    name = Path(path).name
+    write_text_atomic("".join(f"{d}  {name}\n" for d in digests), digest_path(path))
+
+
+def intact_alternative(path: str | os.PathLike) -> Path | None:
+    """The newest other file of the same kind (suffix) in ``path``'s folder whose own ``.sha256``
+    verifies (None if none)."""
+    path = Path(path)
+    candidates = [p for p in path.parent.glob("*" + path.suffix + DIGEST_SUFFIX)]
+    files = [Path(str(c)[:-len(DIGEST_SUFFIX)]) for c in candidates]
+    files = sorted((f for f in files if f.is_file() and f.name != path.name),
+                   key=lambda f: f.stat().st_mtime, reverse=True)
+    for f in files:
+        if file_sha256(f) in (recorded_digests(f) or ()):
+            return f
+    return None
+
+
+def verify_digest(path: str | os.PathLike) -> bool:
+    """Check ``path`` against ``<path>.sha256``; False when there is no digest file (files from
+    elsewhere), True when it matches. A mismatch raises :class:`IntegrityError` naming the file
+    and the newest intact checkpoint of the same folder, if any."""
+    path = Path(path)
+    expected = recorded_digests(path)
+    if expected is None:
+        return False
+    actual = file_sha256(path)
+    if actual in expected:
+        return True
+    other = intact_alternative(path)
+    where = (f"the newest intact checkpoint in that folder is {other}" if other is not None
+             else f"no other checkpoint in {path.parent} has a matching digest")
+    shown = expected[0][:16] + "..." if expected else "no valid digest"
+    raise IntegrityError(f"{path}: SHA-256 {actual[:16]}... does not match {digest_path(path).name} "
+                         f"({shown}): the file changed after it was written (corrupted, truncated or "
+                         f"replaced; if you replaced it on purpose, delete {digest_path(path).name}); "
+                         f"{where}")
+
+
+@contextlib.contextmanager
+def atomic_with_digest(path: str | os.PathLike) -> Iterator[Path]:
+    """:func:`core.files.atomic_path` that also writes ``<path>.sha256`` of the new content.
+
+    The digest file lists the new and the old digest while the new file is renamed into place,
+    then the new one only: whatever moment a crash hits, the file on disk verifies.
+    """
+    path = Path(path)
+    previous = (recorded_digests(path) or [file_sha256(path)]) if path.is_file() else []
+    with atomic_path(path) as tmp:
+        yield tmp
+        new = file_sha256(tmp)
+        write_digest(path, [new, *previous[:1]])
+    write_digest(path, [new])
+
+
 # --------------------------------------------------------------------------------------- save/load
 def save_atomic(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``,
+    with its SHA-256 in ``<path>.sha256``.
 
-    A crash at any moment leaves either the previous file or the new one, never a partial file.
+    A crash at any moment leaves either the previous file or the new one, never a partial file,
+    and a digest file that matches whichever it is. A failed write (disk full) raises
+    :class:`CheckpointError` and leaves the previous file and digest as they were.
     """
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    path = Path(path)
+    with atomic_with_digest(path) as tmp:
+        try:
+            torch.save(obj, tmp)
+        except (RuntimeError, OSError) as err:  # torch reports a full disk as a RuntimeError
+            msg = re.sub(r"\[enforce fail at [^\]]*\]\s*\.?\s*", "", str(err).splitlines()[0] if str(err) else "")
+            free = _free_bytes(path.parent)
+            raise CheckpointError(
+                f"{path}: writing the checkpoint failed ({msg or type(err).__name__}; "
+                f"{free / 2**20:.0f} MiB free on that disk); "
+                + ("the previous checkpoint is unchanged" if path.is_file() else "nothing was written")) from None
+
+
+def _free_bytes(folder: Path) -> int:
+    import shutil
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
 
 
 #: classes ``load_safely`` lets ``torch.load(weights_only=True)`` rebuild besides tensors and plain
@@ -60,6 +180,7 @@ def load_safely(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    verify_digest(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         try:
@@ -97,43 +218,76 @@ def export_encoder(model: torch.nn.Module, path: str | os.PathLike) -> None:
     from safetensors.torch import save_file
     spec: EncoderSpec = model.flsl_spec
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": "flsl-encoder", "flsl_spec": spec.to_json(),
-                                             "patch_size": str(int(model.patch_embed.patch_size[0]))})
+    with atomic_with_digest(path) as tmp:
+        try:
+            save_file(state, str(tmp), metadata={"format": "flsl-encoder", "flsl_spec": spec.to_json(),
+                                                 "patch_size": str(int(model.patch_embed.patch_size[0]))})
+        except Exception as err:  # noqa: BLE001 - safetensors reports a full disk as its own error
+            raise CheckpointError(f"{path}: writing the export failed ({err})") from None
 
 
 # --------------------------------------------------------------------------------------- import
 @dataclasses.dataclass
 class LoadedEncoder:
-    """Encoder weights in this project's layout plus what was found in the source file."""
+    """Encoder weights in the layout of ``build_encoder(spec)``, how the network runs, and what of
+    the source file was not used."""
 
-    state_dict: dict            # timm keys, no class token, pos_embed [1, N, C]
-    spec: EncoderSpec           # architecture (from metadata, or inferred from the tensors)
+    state_dict: dict            # timm keys; cls_token and a [1, 1 + N, C] pos_embed iff spec.class_token
+    spec: EncoderSpec           # architecture, class token, position rule (metadata or tensors)
     format: str                 # one of the formats in the module docstring
     source: str                 # file name
-    cls_token: torch.Tensor | None = None        # [1, 1, C] when the source had one
-    pos_embed_with_cls: torch.Tensor | None = None  # [1, 1 + N, C] as found, when it had a class slot
-    dropped: tuple = ()         # keys present in the source but deliberately not used (heads...)
+    dropped: dict = dataclasses.field(default_factory=dict)  # key in the source -> why it is unused
+    not_read: tuple = ()        # top-level entries of the file that hold no encoder weights
 
     @property
     def patch_size(self) -> int:
         return int(self.state_dict["patch_embed.proj.weight"].shape[-1])
 
+    @property
+    def class_token(self) -> bool:
+        return self.spec.class_token
+
+    def describe(self) -> str:
+        """Format and how the encoder runs, in words (the one sentence every tool logs)."""
+        return f"format {self.format}: {self.spec.describe()}"
+
 
 _HEADS_BY_WIDTH = {192: 3, 384: 6, 768: 12, 1024: 16}
 _NAME_BY_WIDTH = {192: "tiny", 384: "small", 768: "base", 1024: "large"}
 
+#: position rule of each family found in a file without our metadata (docs/dense.md)
+FAMILY_POSITIONS = {"flsl-authors": "dino", "dino": "dino", "ibot": "dino", "timm": "timm"}
 
-def infer_spec(state: dict, source: str = "checkpoint") -> EncoderSpec:
-    """Infer the timm architecture from tensor shapes (width, depth, patch, grid)."""
+#: keys of releases that the encoder's forward pass never uses, and why
+_UNUSED_PREFIXES = {
+    "head.": "classification / projection head",
+    "fc_norm.": "pooling norm of a classification head",
+    "masked_embed": "mask embedding of masked-image-modelling pretraining (iBOT student)",
+    "mask_token": "mask embedding of masked-image-modelling pretraining",
+}
+
+
+def _is_square(n: int) -> bool:
+    return n > 0 and int(round(n ** 0.5)) ** 2 == n
+
+
+def infer_spec(state: dict, source: str = "checkpoint", class_token: bool = False,
+               positions: str = "dino") -> EncoderSpec:
+    """Infer the timm architecture from tensor shapes (width, depth, patch, square grid of the
+    position table without its class slot when ``class_token``)."""
     try:
         w = state["patch_embed.proj.weight"]
         pos = state["pos_embed"]
     except KeyError as err:
         raise CheckpointError(f"{source}: no ViT encoder found (missing key {err.args[0]!r})") from None
     width, patch = int(w.shape[0]), int(w.shape[-1])
-    depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
-    n = pos.shape[1]
+    depth = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
+    if depth == 0:
+        raise CheckpointError(f"{source}: no transformer blocks (keys blocks.<i>.*) found")
+    n = pos.shape[1] - int(class_token)
+    if not _is_square(n):
+        raise CheckpointError(f"{source}: pos_embed has {pos.shape[1]} entries: not a square grid "
+                              f"{'after its class slot ' if class_token else ''}")
     grid = int(round(n ** 0.5))
     if width not in _NAME_BY_WIDTH:
         raise CheckpointError(f"{source}: unsupported ViT width {width} (known: {sorted(_NAME_BY_WIDTH)})")
@@ -147,73 +301,171 @@ def infer_spec(state: dict, source: str = "checkpoint") -> EncoderSpec:
         kwargs["depth"] = depth
     if grid * patch != 224:
         kwargs["img_size"] = grid * patch
-    return EncoderSpec.make(arch, **kwargs)
+    return EncoderSpec.make(arch, positions=positions, class_token=class_token, **kwargs)
 
 
 def _strip(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+def _split_backbone(sub: dict) -> tuple[dict, dict]:
+    """Entries of a DINO-family network ``{"[module.]backbone.*", "[module.]head.*"}``: the
+    backbone's tensors (prefixes removed) and the rest (key -> reason it is not used)."""
+    state, rest = {}, {}
+    for key, value in sub.items():
+        k = key[len("module."):] if key.startswith("module.") else key
+        if k.startswith("backbone."):
+            state[k[len("backbone."):]] = value
+        else:
+            rest[key] = ("projection head of pretraining" if k.startswith("head.")
+                         else "not part of the backbone")
+    return state, rest
+
+
 def load_encoder_weights(path: str | os.PathLike, which: str = "teacher") -> LoadedEncoder:
-    """Read any supported checkpoint and return encoder weights in this project's layout.
+    """Read any supported checkpoint and return encoder weights in the layout of
+    :func:`pretrain.encoder.build_encoder` for the network the file was trained as.
 
     ``which`` selects the teacher (default, as in DINO-family evaluation) or the student where the
-    file holds both.
+    file holds both. The family and whether the class token is used are decided from the content
+    (keys, nesting, shapes), never from the file name: a ``cls_token`` runs only when
+    ``pos_embed`` has its class slot (``1 + N`` entries); beside an ``N``-entry table (the
+    authors' FLSL release) it is unused and dropped.
     """
     path = Path(path)
     source = str(path)
     raw = load_safely(path)
-    spec = None
+    if which == "student" and not (isinstance(raw, dict) and isinstance(raw.get("student"), dict)):
+        raise CheckpointError(f"{source}: holds a single encoder (no 'student' entry), so there is no "
+                              "student to choose; --which student applies to training checkpoints")
+    spec, rest, not_read = None, {}, ()
     if path.suffix == ".safetensors":
         meta = safetensors_metadata(path)
         if "flsl_spec" in meta:
-            return _finish(dict(raw), EncoderSpec.from_json(meta["flsl_spec"]), "flsl-export", source)
-        fmt, state = "timm", dict(raw)
-    elif isinstance(raw, dict) and "meta" in raw and "teacher" in raw and "student" in raw \
-            and isinstance(raw.get("meta"), dict) and "flsl_spec" in raw["meta"]:
+            return _finish(dict(raw), spec_from_metadata(meta["flsl_spec"], source), "flsl-export", source)
+        fmt, state = "timm", dict(raw)    # a timm / Hugging Face hub file
+    elif not isinstance(raw, dict):
+        raise CheckpointError(f"{source}: unrecognised checkpoint content ({type(raw).__name__})")
+    elif isinstance(raw.get("meta"), dict) and "flsl_spec" in raw["meta"] and isinstance(raw.get(which), dict):
         fmt = "flsl-train"
-        spec = EncoderSpec.from_json(raw["meta"]["flsl_spec"])
-        state = _strip(raw[which], "backbone.")
-    elif isinstance(raw, dict) and which in raw and isinstance(raw[which], dict):
+        spec = spec_from_metadata(raw["meta"]["flsl_spec"], source)
+        state, rest = _split_backbone(raw[which])
+        not_read = tuple(sorted(k for k in raw if k != which))
+    elif isinstance(raw.get(which), dict):
+        # DINO-family training state: {"student": DDP "module.*", "teacher", "optimizer", "epoch",
+        # "args", "<method>_loss"}; the loss entry names the method
+        fmt = "ibot" if "ibot_loss" in raw else "dino"
         sub = raw[which]
         if any(k.startswith(("module.backbone.", "backbone.")) for k in sub):
-            fmt = "flsl-authors" if not any("cls_token" in k for k in sub) or "flsl" in path.name.lower() \
-                else "dino"
-            state = _strip(sub, "module.backbone.") or _strip(sub, "backbone.")
+            state, rest = _split_backbone(sub)
         else:
-            fmt, state = "dino", dict(sub)
-    elif isinstance(raw, dict) and "state_dict" in raw and isinstance(raw["state_dict"], dict):
-        fmt, state = "timm", _strip(raw["state_dict"], "backbone.") or dict(raw["state_dict"])
-    elif isinstance(raw, dict) and "model" in raw and isinstance(raw["model"], dict):
-        fmt, state = "timm", dict(raw["model"])
-    elif isinstance(raw, dict):
-        fmt, state = "timm", dict(raw)
+            state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sub.items()}
+        not_read = tuple(sorted(k for k in raw if k != which))
+    elif isinstance(raw.get("state_dict"), dict):
+        # iBOT's released backbones (checkpoint_teacher.pth): {"state_dict": ViT state dict}
+        fmt, sub = "ibot", raw["state_dict"]
+        state = _strip(sub, "backbone.") or dict(sub)
+        not_read = tuple(sorted(k for k in raw if k != "state_dict"))
+    elif isinstance(raw.get("model"), dict):
+        fmt, state = "timm", dict(raw["model"])  # DeiT / MAE releases: {"model": timm ViT}
+        not_read = tuple(sorted(k for k in raw if k != "model"))
     else:
-        raise CheckpointError(f"{source}: unrecognised checkpoint content ({type(raw).__name__})")
-    if fmt == "timm" and "cls_token" in state and not any(k.startswith("head.") for k in state):
-        fmt = "dino"
-    if "ibot" in path.name.lower() and fmt == "dino":
-        fmt = "ibot"
-    return _finish(state, spec, fmt, source)
+        # a bare state dict: DINO's released backbones have a class token and no head; timm
+        # classifiers carry "head.weight"
+        fmt, state = ("dino" if "cls_token" in raw and "head.weight" not in raw else "timm"), dict(raw)
+    if "head.weight" in state and fmt != "timm":
+        fmt = "timm"  # a supervised classifier's head: timm-trained
+    if "masked_embed" in state and fmt == "dino":
+        fmt = "ibot"  # the iBOT student's mask embedding
+    return _finish(state, spec, fmt, source, rest, not_read)
 
 
-def _finish(state: dict, spec: EncoderSpec | None, fmt: str, source: str) -> LoadedEncoder:
-    state = {k: v for k, v in state.items() if torch.is_tensor(v)}
-    dropped = tuple(sorted(k for k in state
-                           if k.startswith(("head.", "fc_norm.", "mask_token", "masked_embed"))))
-    for k in dropped:
-        state.pop(k)
-    cls_token = state.pop("cls_token", None)
-    pos_with_cls = None
-    if "pos_embed" in state and cls_token is not None:
-        pos = state["pos_embed"]
-        pos_with_cls = pos
-        n = pos.shape[1]
-        if int(round((n - 1) ** 0.5)) ** 2 == n - 1:
-            state["pos_embed"] = pos[:, 1:]
+def check_finite(state: dict, source: str) -> None:
+    """Refuse weights holding NaN or infinity (a diverged run): they would be evaluated as a
+    number (J&F 0, AP 0) instead of reported."""
+    bad = [k for k, v in state.items()
+           if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{source}: {len(bad)} tensor(s) hold NaN or infinite values "
+                              f"({', '.join(sorted(bad)[:4])}{' ...' if len(bad) > 4 else ''})")
+
+
+def spec_from_metadata(text, source: str) -> EncoderSpec:
+    """:class:`EncoderSpec` from a file's ``flsl_spec`` JSON, with a one-line error when it is
+    malformed (not JSON, no architecture, unknown timm model, or keyword overrides that a timm
+    VisionTransformer does not take)."""
+    import inspect
+    import json
+
+    import timm
+    from timm.models.vision_transformer import VisionTransformer
+    try:
+        d = json.loads(text)
+        arch, kwargs = d["arch"], d.get("kwargs", {})
+        if not isinstance(arch, str) or not isinstance(kwargs, dict):
+            raise TypeError("'arch' must be a string and 'kwargs' an object")
+    except (ValueError, TypeError, KeyError) as err:
+        raise CheckpointError(f"{source}: malformed flsl_spec metadata ({type(err).__name__}: {err})") from None
+    if not timm.is_model(arch):
+        raise CheckpointError(f"{source}: flsl_spec names an unknown architecture {arch!r}")
+    allowed = set(inspect.signature(VisionTransformer.__init__).parameters) - {"self"}
+    for key, value in kwargs.items():
+        numbers = value if isinstance(value, list) else [value]
+        if key not in allowed or not numbers or not all(isinstance(v, (int, float)) for v in numbers):
+            raise CheckpointError(f"{source}: flsl_spec has an unusable override {key}={value!r}")
+    positions = d.get("positions", DEFAULT_POSITIONS)
+    if positions not in POSITION_RULES:
+        raise CheckpointError(f"{source}: flsl_spec names an unknown position rule {positions!r}")
+    return EncoderSpec.make(arch, positions=positions, **kwargs)
+
+
+def _finish(state: dict, spec: EncoderSpec | None, fmt: str, source: str, dropped: dict | None = None,
+            not_read: tuple = ()) -> LoadedEncoder:
+    """Drop what the forward pass never uses, decide the class token from the shapes, and settle
+    the spec (given by our metadata, else inferred with the family's position rule)."""
+    dropped = dict(dropped or {})
+    for key in [k for k, v in state.items() if not torch.is_tensor(v)]:
+        dropped[key] = "not a tensor"
+        state.pop(key)
+    state = dict(state)
+    for key in list(state):
+        why = next((r for p, r in _UNUSED_PREFIXES.items() if key.startswith(p)), None)
+        if why:
+            dropped[key] = why
+            state.pop(key)
+    check_finite(state, source)
+    pos = state.get("pos_embed")
+    if pos is None or pos.ndim != 3 or "patch_embed.proj.weight" not in state:
+        raise CheckpointError(f"{source}: no ViT encoder found (need patch_embed.proj.weight and a "
+                              "[1, N, C] pos_embed)")
+    n_pos = int(pos.shape[1])
+    if spec is not None:
+        img = dict(spec.kwargs).get("img_size", 224)
+        h, w = (img, img) if isinstance(img, int) else tuple(img)
+        patch = int(state["patch_embed.proj.weight"].shape[-1])
+        n_grid = (h // patch) * (w // patch)
+        if n_pos not in (n_grid, n_grid + 1):
+            raise CheckpointError(f"{source}: pos_embed has {n_pos} entries, the {h}x{w} input of its "
+                                  f"flsl_spec has {n_grid} patches")
+        slot = n_pos == n_grid + 1
+    else:
+        slot = _is_square(n_pos - 1) and not _is_square(n_pos)
+    if slot and "cls_token" not in state:
+        raise CheckpointError(f"{source}: pos_embed has a class slot ({n_pos} = 1 + {n_pos - 1} entries) "
+                              "but there is no cls_token")
+    if not slot and "cls_token" in state:
+        # the authors' FLSL release: DINO's ViT made class-token free after construction
+        dropped["cls_token"] = (f"unused: pos_embed has {n_pos} entries (no class slot), the network "
+                                "ran without a class token")
+        state.pop("cls_token")
     if spec is None:
-        spec = infer_spec(state, source)
-    return LoadedEncoder(state, spec, fmt, source, cls_token, pos_with_cls, dropped)
+        if fmt in ("dino", "ibot") and not slot:
+            fmt = "flsl-authors"
+        spec = infer_spec(state, source, class_token=slot, positions=FAMILY_POSITIONS[fmt])
+    elif spec.class_token != slot:
+        raise CheckpointError(f"{source}: flsl_spec says class_token={spec.class_token}, but pos_embed "
+                              f"has {n_pos} entries ({'with' if slot else 'without'} a class slot)")
+    return LoadedEncoder(state, spec, fmt, source, dropped, tuple(not_read))
 
 
 def load_pretrained_encoder(path: str | os.PathLike, expect_patch_size: int | None = None,
@@ -258,4 +510,4 @@ def load_strict(model: torch.nn.Module, state: dict, source: str) -> None:
 
 __all__ = ["CheckpointError", "save_atomic", "load_safely", "export_encoder", "LoadedEncoder",
            "load_encoder_weights", "load_pretrained_encoder", "load_strict", "infer_spec",
-           "safetensors_metadata"]
+           "safetensors_metadata", "FAMILY_POSITIONS"]

@@ -63,7 +63,7 @@ class PretrainImages(Dataset):
 
     def __init__(self, root: str | os.PathLike, views, seed: int = 0, on_corrupt: str = "error"):
         if on_corrupt not in ("error", "skip"):
-            raise ValueError(f"on_corrupt must be 'error' or 'skip', got {on_corrupt!r}")
+            raise DataError(f"data.on_corrupt: must be 'error' or 'skip', got {on_corrupt!r}")
         self.root = Path(root)
         self.files = scan_images(root)
         self.views = views
@@ -77,7 +77,8 @@ class PretrainImages(Dataset):
         try:
             with Image.open(path) as im:
                 return im.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+            # DecompressionBombError (an image header declaring a huge size) is not an OSError
             raise DataError(f"cannot read image {path}: {err}") from None
 
     def __getitem__(self, key):

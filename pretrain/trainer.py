@@ -8,6 +8,7 @@ CPU (same thread count); see ``tests/pretrain/test_resume.py``.
 from __future__ import annotations
 
 from core.errors import FLSLError
+from core.files import make_dirs
 
 import json
 import logging
@@ -23,6 +24,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import CheckpointError, export_encoder, load_safely, save_atomic
+from .config_check import check_config
 from .data import DataError, PretrainImages, ResumableSampler, sample_seed
 from .encoder import EncoderSpec
 from .loss import FLSLLoss
@@ -101,9 +103,10 @@ class Trainer:
     def __init__(self, cfg, work_dir: str | os.PathLike, resume: str | None = "auto"):
         self.cfg = cfg
         self.work_dir = Path(work_dir)
+        check_config(cfg)  # before anything is created: a bad value is one line naming the key
         self.rank, self.world, self.local_rank = init_distributed()
         if self.rank == 0:
-            self.work_dir.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.work_dir)
         setup_logging(self.work_dir if self.rank == 0 else None, self.rank)
         self.device = torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() and
                                    cfg.train.get("device", "auto") != "cpu" else "cpu")

@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.errors import cli_main
+from core.files import check_output_path
 
 
 def _plain(obj):
@@ -68,9 +70,9 @@ def main(argv=None) -> int:
     from pretrain.checkpoint import CheckpointError, export_encoder, load_pretrained_encoder
 
     if not str(args.out).endswith(".safetensors"):
-        print("error: --out must end with .safetensors", file=sys.stderr)
-        return 2
+        raise CheckpointError(f"{args.out} (--out): must end with .safetensors")
     src = Path(args.src)
+    check_output_path(args.out, [src])
     which = args.which
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -82,9 +84,8 @@ def main(argv=None) -> int:
                 except Exception as err:  # noqa: BLE001 - reported with the file name
                     raise CheckpointError(f"{args.src}: cannot be read ({err})") from None
             model, loaded = load_pretrained_encoder(src, expect_patch_size=args.patch_size, which=which)
-    except CheckpointError as err:
-        print(f"error: {str(err).replace(str(src), str(args.src))}", file=sys.stderr)
-        return 2
+    except CheckpointError as err:  # name the user's file, not the temporary trusted copy
+        raise CheckpointError(str(err).replace(str(src), str(args.src))) from None
     export_encoder(model, args.out)
     extra = []
     if loaded.cls_token is not None:
@@ -101,4 +102,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(main))

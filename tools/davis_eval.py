@@ -7,11 +7,11 @@ reads ``OUT/<seq>/<frame>.png`` for every sequence of ``ROOT/ImageSets/2017/<spl
 columns and 3-decimal format) and ``OUT/davis_results.json`` (full precision), and prints the
 global table.
 """
+import argparse
 import sys
 from pathlib import Path
 
-
-import argparse
+from core.errors import cli_main
 
 
 def main(argv=None) -> int:
@@ -24,18 +24,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from benchmarks.davis.evaluate import evaluate_folder
-    from benchmarks.davis.io import DavisError
-    try:
-        results = evaluate_folder(args.data_root, args.results, args.split,
-                                  log=None if args.quiet else (lambda m: print(m, flush=True)))
-        paths = results.write(args.results, args.split)
-    except DavisError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    from benchmarks.davis.io import check_output_folder
+    check_output_folder(args.results, args.data_root, option="--results")
+    results = evaluate_folder(args.data_root, args.results, args.split,
+                              log=None if args.quiet else (lambda m: print(m, flush=True)))
+    paths = results.write(args.results, args.split)
     print(results.table(args.split))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(main))

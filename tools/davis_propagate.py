@@ -10,11 +10,11 @@ from the label maps in memory and writes ``global_results-<split>.csv``,
 ``per-sequence_results-<split>.csv`` and ``davis_results.json`` into OUT. Command-line values
 override the config, which overrides the defaults (see benchmarks/davis/config.py).
 """
+import argparse
 import sys
 from pathlib import Path
 
-
-import argparse
+from core.errors import cli_main
 
 
 def parse_args(argv=None):
@@ -47,45 +47,41 @@ def main(argv=None) -> int:
     from benchmarks.davis.config import load_settings
     from benchmarks.davis.evaluate import Scorer
     from benchmarks.davis.features import load_extractor
-    from benchmarks.davis.io import DavisError
+    from benchmarks.davis.io import DavisError, check_output_folder
     from benchmarks.davis.pipeline import propagate_split
     from benchmarks.davis.propagation import PropagationParams
-    from pretrain.checkpoint import CheckpointError
 
+    s = load_settings(args.config, checkpoint=args.checkpoint, split=args.split, arch=args.arch,
+                      patch_size=args.patch_size, n_last_frames=args.n_last_frames,
+                      neighborhood=args.neighborhood, topk=args.topk,
+                      temperature=args.temperature, short_side=args.short_side,
+                      batch_size=args.batch_size, which=args.which)
+    if not s["checkpoint"]:
+        raise DavisError("no checkpoint: pass --checkpoint or set checkpoint in the config")
+    check_output_folder(args.out, args.data_root, [s["checkpoint"]])
     try:
-        s = load_settings(args.config, checkpoint=args.checkpoint, split=args.split, arch=args.arch,
-                          patch_size=args.patch_size, n_last_frames=args.n_last_frames,
-                          neighborhood=args.neighborhood, topk=args.topk,
-                          temperature=args.temperature, short_side=args.short_side,
-                          batch_size=args.batch_size, which=args.which)
-        if not s["checkpoint"]:
-            raise DavisError("no checkpoint: pass --checkpoint or set checkpoint in the config")
-        try:
-            params = PropagationParams(s["n_last_frames"], s["neighborhood"], s["topk"], s["temperature"])
-        except ValueError as err:
-            raise DavisError(f"bad protocol setting: {err}") from None
-        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if device.type == "cuda":  # TF32 changes the affinities; DINO's numbers are fp32
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
-        extractor = load_extractor(s["checkpoint"], s["arch"], s["patch_size"], s["which"]).to(device)
-        print(f"encoder: {s['checkpoint']} ({extractor.rule} rule, patch {extractor.patch_size}, "
-              f"width {extractor.embed_dim}); context 1+{params.n_last_frames}, radius "
-              f"{params.neighborhood}, top-{params.topk}, temperature {params.temperature}; {device}")
-        scorer = Scorer(args.data_root, s["split"]) if args.evaluate else None
-        propagate_split(extractor, args.data_root, args.out, params, split=s["split"],
-                        short_side=s["short_side"], multiple=s["multiple"],
-                        batch_size=s["batch_size"], device=device, scorer=scorer,
-                        sequences=args.sequences, log=lambda m: print(m, flush=True))
-        if scorer is not None:
-            paths = scorer.results.write(args.out, s["split"])
-            print(scorer.results.table(s["split"]))
-            print("wrote " + ", ".join(str(p) for p in paths))
-    except (DavisError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        params = PropagationParams(s["n_last_frames"], s["neighborhood"], s["topk"], s["temperature"])
+    except (ValueError, TypeError) as err:
+        raise DavisError(f"bad protocol setting: {err}") from None
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":  # TF32 changes the affinities; DINO's numbers are fp32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    extractor = load_extractor(s["checkpoint"], s["arch"], s["patch_size"], s["which"]).to(device)
+    print(f"encoder: {s['checkpoint']} ({extractor.rule} rule, patch {extractor.patch_size}, "
+          f"width {extractor.embed_dim}); context 1+{params.n_last_frames}, radius "
+          f"{params.neighborhood}, top-{params.topk}, temperature {params.temperature}; {device}")
+    scorer = Scorer(args.data_root, s["split"]) if args.evaluate else None
+    propagate_split(extractor, args.data_root, args.out, params, split=s["split"],
+                    short_side=s["short_side"], multiple=s["multiple"],
+                    batch_size=s["batch_size"], device=device, scorer=scorer,
+                    sequences=args.sequences, log=lambda m: print(m, flush=True))
+    if scorer is not None:
+        paths = scorer.results.write(args.out, s["split"])
+        print(scorer.results.table(s["split"]))
+        print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(main))

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.errors import cli_main
+from core.files import check_output_path
 
 
 def main(argv=None) -> int:
@@ -27,13 +29,9 @@ def main(argv=None) -> int:
     if src.is_dir():
         src = src / "latest.pth"
     if not str(args.out).endswith(".safetensors"):
-        print("error: --out must end with .safetensors", file=sys.stderr)
-        return 2
-    try:
-        model, loaded = load_pretrained_encoder(src, which=args.which)
-    except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise CheckpointError(f"{args.out} (--out): must end with .safetensors")
+    check_output_path(args.out, [src])
+    model, loaded = load_pretrained_encoder(src, which=args.which)
     export_encoder(model, args.out)
     print(f"exported {args.which} encoder ({loaded.spec.arch}, "
           f"{dict(loaded.spec.kwargs) or 'default size'}, format {loaded.format}) to {args.out}")
@@ -41,4 +39,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(main))

@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.errors import FLSLError, cli_main
+from core.files import check_output_path
 
 
 def main(argv=None) -> int:
@@ -27,9 +29,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if min(args.n_train, args.n_val) < 1 or min(args.height, args.width) < 32:
-        print("error: need at least 1 image per split and images of at least 32x32 pixels",
-              file=sys.stderr)
-        return 2
+        raise FLSLError("--n-train/--n-val/--height/--width: need at least 1 image per split and "
+                        "images of at least 32x32 pixels")
+    check_output_path(args.out)
     if args.kind == "coco":
         from benchmarks.synthetic.coco import write_coco as write
     else:
@@ -42,4 +44,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(main))

@@ -13,6 +13,8 @@ import time
 import warnings
 from pathlib import Path
 
+from core.errors import cli_main
+
 ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_CONFIG = "configs/pretrain/flsl_tiny_synthetic.py"
@@ -37,21 +39,18 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", message=".*torch.jit.interface.*")
-    from mmengine.config import Config
-
-    from pretrain.checkpoint import CheckpointError
-    from pretrain.data import DataError
     from benchmarks.synthetic.images import write_image_folder
-    from pretrain.trainer import NonFiniteLossError, Trainer
+    from core.config import read_config
+    from core.files import check_output_path
+    from pretrain.config_check import apply_pretrain_options, check_config
+    from pretrain.trainer import Trainer
 
     cfg_path = Path(args.config)
-    if not cfg_path.is_file():
-        print(f"error: config not found: {cfg_path}", file=sys.stderr)
-        return 2
-    cfg = Config.fromfile(str(cfg_path))
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    work_dir = Path(args.work_dir or Path("work_dirs") / cfg_path.stem)
+    cfg = read_config(cfg_path)
+    apply_pretrain_options(cfg, args.cfg_options)
+    check_config(cfg, str(cfg_path))
+    work_dir = check_output_path(args.work_dir or Path("work_dirs") / cfg_path.stem, [cfg.data.root],
+                                 option="--work-dir")
     try:
         gen = cfg.data.get("generate")
         if gen and not (Path(cfg.data.root) / ".complete").is_file():
@@ -65,9 +64,6 @@ def main(argv=None) -> int:
         resume = None if args.no_resume else (args.resume or "auto")
         trainer = Trainer(cfg, work_dir, resume=resume)
         out = trainer.train()
-    except (DataError, CheckpointError, NonFiniteLossError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted; resume with the same command (the last checkpoint is kept)", file=sys.stderr)
         return 130
@@ -77,4 +73,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(main))

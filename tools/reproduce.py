@@ -21,6 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.errors import cli_main
+
 ROOT = Path(__file__).resolve().parents[1]
 
 from benchmarks.reproduce.registry import RECIPES, TABLES
@@ -102,9 +104,6 @@ def main(argv=None) -> int:
         md, cs = write_table(table, results, out if out.is_absolute() else ROOT / out, sources)
         print(md.read_text())
         print(f"wrote {out / md.name} and {out / cs.name}")
-    except ReproduceError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -115,4 +114,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(main))

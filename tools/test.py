@@ -17,6 +17,7 @@ import pickle
 import sys
 from pathlib import Path
 
+from core.errors import cli_main
 
 
 def parse_args(argv=None):
@@ -46,9 +47,6 @@ def main(argv=None) -> int:
                      check_data=not args.no_data_check)
         runner = build_runner(cfg)
         metrics = runner.test()
-    except (*USER_ERRORS, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except pickle.UnpicklingError as err:  # a checkpoint holding classes outside the allow-list
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"error: {cfg.get('load_from') or 'checkpoint'}: refused by torch.load(weights_only=True): "
@@ -63,4 +61,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(main))

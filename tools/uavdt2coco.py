@@ -8,14 +8,13 @@ else from the release's ``M_attr/{train,test}`` folders, else from
 ``benchmarks/uavdt/split.json``. Both splits are converted and validated before anything
 is written, and each file is written to a temporary name then renamed: no partial json.
 """
+import argparse
 import sys
 from pathlib import Path
 
-
-import argparse
-
 from benchmarks.uavdt.convert import SPLITS, UAVDTError, convert, resolve_split
-from core.files import write_json_atomic
+from core.errors import cli_main
+from core.files import check_output_path, write_json_atomic
 
 
 def parse_args(argv=None):
@@ -44,6 +43,7 @@ def main(argv=None) -> int:
     try:
         if not Path(args.data_root).is_dir():
             raise UAVDTError(f"{args.data_root}: UAVDT root folder not found")
+        check_output_path(args.out)
         split, source = resolve_split(args.data_root, args.split_file)
         print(f"split from {source}: {len(split['train'])} train, {len(split['test'])} test "
               "sequences")
@@ -58,9 +58,6 @@ def main(argv=None) -> int:
             write_json_atomic(coco, path)
             print("\n".join(summary.lines(name)))
             print(f"{name}: wrote {path}")
-    except UAVDTError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except OSError as err:
         print(f"error: {err.filename or args.out}: {err.strerror}", file=sys.stderr)
         return 2
@@ -68,4 +65,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(main))

@@ -51,6 +51,15 @@ def load_settings(config: str | Path | None = None, **overrides) -> dict:
                              f"{', '.join(DEFAULTS)})")
         out.update(cfg)
     out.update({k: v for k, v in overrides.items() if v is not None})
+    for key, default in DEFAULTS.items():  # a value of the wrong kind would surface as a traceback
+        value, where = out[key], config or "command line"
+        if value is None and key in ("checkpoint", "arch", "patch_size"):
+            continue
+        want = (int if isinstance(default, int) else float if isinstance(default, float) else str)
+        ok = isinstance(value, (int, float) if want is float else want) and not isinstance(value, bool)
+        if not ok:
+            raise DavisError(f"{key}: expected {'an integer' if want is int else 'a number' if want is float else 'a string'}, "
+                             f"got {value!r} ({where})")
     return out
 
 

@@ -13,7 +13,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .io import DavisError, Sequence, n_objects, read_annotations, read_index_png, read_split, sequence_files
+from .io import (DavisError, Sequence, check_first_annotation, read_annotations, read_index_png, read_split,
+                 sequence_files)
 from .metrics import DavisResults, sequence_scores
 
 
@@ -39,7 +40,7 @@ class Scorer:
             raise DavisError(f"{files.annotations[0].parent}: {len(files.annotations)} annotated "
                              "frames; the evaluation needs at least 3 (first and last are not scored)")
         gt = read_annotations(files)
-        return files, gt, n_objects(gt[0])
+        return files, gt, check_first_annotation(gt[0], files.annotations[0])
 
     def score(self, seq: str, prediction: Callable[[str], tuple[np.ndarray, str]]) -> tuple[np.ndarray, np.ndarray]:
         """Score ``seq``. ``prediction(stem)`` returns ``(label map [H, W], its name for error

@@ -14,8 +14,10 @@ file (or the split line) at fault.
 from __future__ import annotations
 
 from core.errors import FLSLError
+from core.files import check_output_path
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,10 @@ IMAGES = Path("JPEGImages/480p")
 ANNOTATIONS = Path("Annotations/480p")
 IMAGESETS = Path("ImageSets/2017")
 VOID = 255
+#: Pillow's errors for a file it cannot decode; DecompressionBombError (a header declaring a huge
+#: image) is not an OSError
+UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+log = logging.getLogger("flsl")
 
 
 class DavisError(FLSLError, ValueError):
@@ -47,8 +53,11 @@ def default_palette() -> np.ndarray:
 
 def read_palette(path: str | Path) -> np.ndarray:
     """Palette of an indexed PNG as ``[768]`` uint8 (padded with the default palette)."""
-    with Image.open(path) as im:
-        pal = im.getpalette() or []
+    try:
+        with Image.open(path) as im:
+            pal = im.getpalette() or []
+    except UNREADABLE as err:
+        raise DavisError(f"{path}: unreadable annotation ({err})") from None
     out = default_palette()
     pal = np.asarray(pal[:768], dtype=np.uint8)
     out[:pal.size] = pal
@@ -80,7 +89,7 @@ def read_index_png(path: str | Path, what: str = "annotation", allow_grey: bool 
             mode = im.mode
             if mode == "P" or (allow_grey and mode == "L"):
                 return np.array(im, dtype=np.uint8)
-    except (OSError, SyntaxError) as err:
+    except UNREADABLE as err:
         raise DavisError(f"{path}: unreadable {what} ({err})") from None
     allowed = "P (palette)" + (" or L (grey ids)" if allow_grey else "")
     raise DavisError(f"{path}: {what} is not an indexed palette PNG (mode {mode}, expected "
@@ -94,9 +103,38 @@ def image_size(path: str | Path, what: str = "frame") -> tuple[int, int]:
             w, h = im.size
     except FileNotFoundError:
         raise DavisError(f"{path}: {what} not found") from None
-    except (OSError, SyntaxError) as err:
+    except UNREADABLE as err:
         raise DavisError(f"{path}: unreadable {what} ({err})") from None
     return h, w
+
+
+def check_jpeg_complete(path: str | Path) -> None:
+    """Refuse a JPEG whose end-of-image marker is missing (a truncated download or copy).
+
+    Decoders fill the missing part of such a frame with grey and carry on, so it would be scored
+    as if it were the real frame. The marker ``FF D9`` cannot occur inside the entropy-coded data
+    (a literal ``FF`` byte there is always followed by ``00``), so it is looked for near the end,
+    past any padding some writers append.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        if f.read(2) != b"\xff\xd8":
+            return  # not a JPEG stream at all: left to the decoder's own error
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(2, size - 4096))
+        tail = f.read()
+    if b"\xff\xd9" not in tail:
+        raise DavisError(f"{path}: truncated JPEG frame (no end-of-image marker in its last "
+                         f"{len(tail)} bytes of {size}); re-extract or re-download it")
+
+
+def check_output_folder(out: str | Path, davis_root: str | Path, inputs=(), option: str = "--out") -> Path:
+    """Refuse, before any work, an output folder that would write into the DAVIS folders read
+    (frames, annotations, split lists) or onto an input file, or lies under a regular file."""
+    root = Path(davis_root)
+    return check_output_path(out, [root / IMAGES.parts[0], root / ANNOTATIONS.parts[0],
+                                   root / IMAGESETS.parts[0], *inputs], option)
 
 
 # ------------------------------------------------------------------------------------ layout
@@ -182,6 +220,8 @@ def sequence_files(root: str | Path, seq: str, need_frames: bool = True,
         raise DavisError(f"{adir / (frames[0].stem + '.png')}: annotation of the first frame "
                          f"missing (first annotation is {anns[0].name})")
     size = image_size(frames[0], "frame")
+    for f in frames:
+        check_jpeg_complete(f)
     for f in frames[1:]:
         s = image_size(f, "frame")
         if s != size:
@@ -215,6 +255,34 @@ def n_objects(first_annotation: np.ndarray) -> int:
     return int(ids.max()) if ids.size else 0
 
 
+_WARNED: set = set()  # first annotations already warned about (propagation, then scoring)
+
+
+def check_first_annotation(first_annotation: np.ndarray, path: str | Path) -> int:
+    """The object count of a sequence, after checking its first annotation (``[H, W]`` ids).
+
+    No object at all is an error (nothing to propagate or score). Ids missing below the largest
+    one are legal (the official evaluation counts ids 1..max) but each missing id becomes an
+    object with an empty mask that scores J = F = 1 when predicted empty, so a stray pixel of id
+    200 turns two objects into 200 and lifts J&F towards 1: that is warned about, naming the ids.
+    """
+    k = n_objects(first_annotation)
+    if k == 0:
+        raise DavisError(f"{path}: the first-frame annotation holds no object (only background "
+                         "0 and void 255); there is nothing to propagate or score")
+    present = set(np.unique(first_annotation).tolist()) - {0, VOID}
+    missing = k - len(present)
+    if missing and str(path) not in _WARNED:
+        _WARNED.add(str(path))
+        shown = ", ".join(str(i) for i in sorted(present)[:8]) + (" ..." if len(present) > 8 else "")
+        log.warning("warning: %s: first-frame ids %s: %d of the ids 1..%d are absent, so %d objects "
+                    "with empty masks are scored (each J = F = 1 when predicted empty), as the "
+                    "official evaluation does; check for stray pixels if that is not intended",
+                    path, shown, missing, k, missing)
+    return k
+
+
 __all__ = ["DavisError", "IMAGES", "ANNOTATIONS", "IMAGESETS", "VOID", "default_palette",
            "read_palette", "write_index_png", "read_index_png", "image_size", "read_split",
-           "Sequence", "sequence_files", "read_annotations", "n_objects"]
+           "Sequence", "sequence_files", "read_annotations", "n_objects", "check_first_annotation",
+           "check_jpeg_complete", "check_output_folder", "UNREADABLE"]

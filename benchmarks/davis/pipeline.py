@@ -18,7 +18,8 @@ from PIL import Image
 
 from .evaluate import Scorer
 from .features import FeatureExtractor, read_frame
-from .io import VOID, DavisError, Sequence, read_index_png, read_palette, read_split, sequence_files, write_index_png
+from .io import (VOID, DavisError, Sequence, check_first_annotation, check_output_folder, read_index_png,
+                 read_palette, read_split, sequence_files, write_index_png)
 from .propagation import PropagationParams, Propagator, one_hot_labels, soft_to_masks
 
 
@@ -94,10 +95,12 @@ def propagate_split(extractor: FeatureExtractor, davis_root: str | Path, out_dir
                     log: Callable[[str], None] | None = print) -> list[str]:
     """Propagate every sequence of ``split`` and write ``out_dir/<seq>/<frame>.png``.
 
-    All sequences are checked before any computation. With a ``scorer`` each sequence is also
-    scored from the in-memory label maps. Returns the sequence names.
+    All sequences are checked before any computation, and an ``out_dir`` that would write into
+    the DAVIS folders is refused. With a ``scorer`` each sequence is also scored from the in-memory
+    label maps. Returns the sequence names.
     """
     root, out_dir = Path(davis_root), Path(out_dir)
+    check_output_folder(out_dir, root)
     names = read_split(root, split)
     if sequences:
         unknown = [s for s in sequences if s not in names]
@@ -107,8 +110,8 @@ def propagate_split(extractor: FeatureExtractor, davis_root: str | Path, out_dir
         names = [s for s in names if s in sequences]
     all_files = [sequence_files(root, s, need_frames=True, split_file=f"ImageSets/2017/{split}.txt")
                  for s in names]
-    for files in all_files:  # every first annotation must be readable before any computation
-        read_index_png(files.annotations[0], "annotation")
+    for files in all_files:  # every first annotation must be usable before any computation
+        check_first_annotation(read_index_png(files.annotations[0], "annotation"), files.annotations[0])
     for i, files in enumerate(all_files, 1):
         t0 = time.perf_counter()
         palette = read_palette(files.annotations[0])
