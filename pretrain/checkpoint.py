@@ -193,6 +193,15 @@ def load_safely(path: str | os.PathLike) -> dict:
     except Exception as err:  # noqa: BLE001
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         msg = re.sub(r"\x1b\[[0-9;]*m", "", msg)  # torch colours part of its message
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+        if "Unsupported global" not in text and "not allowed" not in text:
+            # not a refused class: the zip reader or the unpickler met damaged bytes
+            detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+            raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupted "
+                                  f"({(detail.group(1) if detail else msg).split('. ')[0].strip()})") from None
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if refused:
+            msg = f"it holds the Python object {refused.group(1)}, which only full unpickling can rebuild"
         raise CheckpointError(
             f"{path}: cannot be loaded safely (weights_only=True): {msg}. If you trust the file, "
             "convert it once with tools/convert_checkpoint.py --trust-pickle.") from None
@@ -487,7 +496,7 @@ def load_pretrained_encoder(path: str | os.PathLike, expect_patch_size: int | No
     return model, loaded
 
 
-def load_strict(model: torch.nn.Module, state: dict, source: str) -> None:
+def load_strict(model: torch.nn.Module, state: dict, source: str, what: str = "the encoder") -> None:
     """``load_state_dict(strict=True)`` with one readable error listing every problem."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -504,7 +513,7 @@ def load_strict(model: torch.nn.Module, state: dict, source: str) -> None:
                          + (" ..." if len(unexpected) > 8 else ""))
         if shapes:
             parts.append("shape mismatches: " + "; ".join(shapes[:8]))
-        raise CheckpointError(f"{source}: does not match the encoder: " + " | ".join(parts))
+        raise CheckpointError(f"{source}: does not match {what}: " + " | ".join(parts))
     model.load_state_dict(state, strict=True)
 
 

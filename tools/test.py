@@ -38,18 +38,17 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from benchmarks.dense.runner import (USER_ERRORS, build_runner, load_config, prepare_test, summarize,
-                                   write_metrics)
-    from pretrain.checkpoint import CheckpointError
+    from benchmarks.dense.runner import build_runner, load_config, load_for_test, prepare_test, summarize, write_metrics
     try:
         cfg = load_config(args.config, args.cfg_options)
         prepare_test(cfg, args.config, args.checkpoint, args.work_dir, args.launcher,
                      check_data=not args.no_data_check)
         runner = build_runner(cfg)
+        load_for_test(runner, args.checkpoint)  # strict: a partial match is refused, naming the keys
         metrics = runner.test()
     except pickle.UnpicklingError as err:  # a checkpoint holding classes outside the allow-list
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"error: {cfg.get('load_from') or 'checkpoint'}: refused by torch.load(weights_only=True): "
+        print(f"error: {args.checkpoint}: refused by torch.load(weights_only=True): "
               f"{first}", file=sys.stderr)
         return 2
     from mmengine.dist import is_main_process

@@ -42,8 +42,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from benchmarks.dense.runner import USER_ERRORS, build_runner, load_config, prepare_train
-    from pretrain.checkpoint import CheckpointError
+    from benchmarks.dense.runner import build_runner, load_config, prepare_train
+    cfg = None
     try:
         cfg = load_config(args.config, args.cfg_options)
         prepare_train(cfg, args.config, args.work_dir, args.launcher, args.amp, args.resume,
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         runner.train()
     except pickle.UnpicklingError as err:  # a checkpoint holding classes outside the allow-list
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"error: {cfg.get('load_from') or 'checkpoint'}: refused by torch.load(weights_only=True): "
+        print(f"error: {(cfg and cfg.get('load_from')) or 'checkpoint'}: refused by torch.load(weights_only=True): "
               f"{first}", file=sys.stderr)
         return 2
     return 0

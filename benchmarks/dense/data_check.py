@@ -9,8 +9,14 @@ from __future__ import annotations
 from core.errors import FLSLError
 
 import json
+import logging
+import math
 import os
 from pathlib import Path
+
+from PIL import Image
+
+log = logging.getLogger("flsl")
 
 
 class AnnotationError(FLSLError):
@@ -37,10 +43,97 @@ def load_json(path: str | Path) -> dict:
         raise AnnotationError(f"{path}: not UTF-8 text ({err.reason})") from None
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def rle_counts(counts: str) -> list[int]:
+    """Run lengths of a compressed COCO RLE string.
+
+    Each number is stored in 5-bit groups, least significant first, one character per group
+    (character code - 48; bit 0x20 says another group follows, bit 0x10 of the last group is
+    the sign); from the fourth number on, the stored value is the difference to the number two
+    places earlier. Raises ``ValueError`` for a character out of range or a number cut short.
+    """
+    out, i = [], 0
+    while i < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if i >= len(counts):
+                raise ValueError("the string ends inside a number")
+            c = ord(counts[i]) - 48
+            if not 0 <= c < 64:
+                raise ValueError(f"character {counts[i]!r} is outside the RLE alphabet")
+            value |= (c & 0x1F) << shift
+            more = bool(c & 0x20)
+            shift += 5
+            i += 1
+            if not more and c & 0x10:
+                value -= 1 << shift  # sign-extend
+        if len(out) > 2:
+            value += out[-2]
+        out.append(value)
+    return out
+
+
+def _check_segmentation(seg, size: tuple | None) -> str | None:
+    """Why ``seg`` (polygons or RLE) is unusable for an image of ``size`` (h, w), or None."""
+    if isinstance(seg, list):
+        for poly in seg:
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2 or \
+                    not all(_is_number(v) for v in poly):
+                return "polygons must be lists of at least 3 (x, y) number pairs"
+        return None
+    if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
+        return "must be a list of polygons or an RLE object with 'size' and 'counts'"
+    rle_size = seg["size"]
+    if not (isinstance(rle_size, list) and len(rle_size) == 2 and all(_is_id(v) and v > 0 for v in rle_size)):
+        return f"RLE 'size' must be [height, width], found {rle_size!r}"
+    if size is not None and tuple(rle_size) != tuple(size):
+        return f"RLE 'size' {rle_size} differs from the image's [height, width] {list(size)}"
+    counts = seg["counts"]
+    if isinstance(counts, str):
+        try:
+            counts = rle_counts(counts)
+        except ValueError as err:
+            return f"RLE 'counts' string is malformed ({err})"
+    elif not (isinstance(counts, list) and all(_is_id(v) for v in counts)):
+        return "RLE 'counts' must be a string or a list of integers"
+    if any(v < 0 for v in counts) or sum(counts) != rle_size[0] * rle_size[1]:
+        return (f"RLE 'counts' cover {sum(counts)} pixels with {sum(v < 0 for v in counts)} negative "
+                f"run(s); a {rle_size[0]}x{rle_size[1]} mask has {rle_size[0] * rle_size[1]}")
+    return None
+
+
+def _usable_box(box, size: tuple | None) -> bool:
+    """MMDetection's rule for training boxes: width and height >= 1 pixel, positive area, and
+    some overlap with the image (boxes failing it are dropped without a word)."""
+    x, y, w, h = box
+    if w < 1 or h < 1:
+        return False
+    if size is None:
+        return True
+    img_h, img_w = size
+    return min(x + w, img_w) - max(x, 0) > 0 and min(y + h, img_h) - max(y, 0) > 0
+
+
 def check_coco(ann_file: str | Path, img_dir: str | Path | None = None) -> dict:
-    """Check a COCO json: the three lists, image / category references, and (when ``img_dir``
-    is given) that every listed image exists. Returns ``{"images", "annotations", "categories"}``
-    counts."""
+    """Check a COCO json before MMDetection reads it.
+
+    Errors (:class:`AnnotationError`, naming the file and the entry): the three lists; ids and
+    references (``image_id`` / ``category_id`` must be integers listed in the file); ``bbox`` as 4
+    numbers and ``area`` as a number; segmentations (polygons, or RLE whose ``size`` matches the
+    image and whose runs cover it exactly); no usable box at all in a file with annotations
+    (zero-area, negative or outside the image: MMDetection drops such boxes, and training on
+    nothing reports ``loss_bbox 0.0``); with ``img_dir``, every listed image must exist and be a
+    readable image. Warnings (legal but suspicious): some unusable boxes, no annotation at all,
+    an image whose size differs from its entry. Returns ``{"images", "annotations",
+    "categories"}`` counts.
+    """
     ann_file = Path(ann_file)
     coco = load_json(ann_file)
     if not isinstance(coco, dict):
@@ -48,29 +141,90 @@ def check_coco(ann_file: str | Path, img_dir: str | Path | None = None) -> dict:
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key), list):
             raise AnnotationError(f"{ann_file}: key {key!r} missing or not a list")
-    image_ids, files = set(), []
+    sizes, files = {}, []
     for i, img in enumerate(coco["images"]):
         if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
             raise AnnotationError(f"{ann_file}: images[{i}] needs 'id' and 'file_name'")
-        image_ids.add(img["id"])
-        files.append(img["file_name"])
-    cat_ids = {c.get("id") for c in coco["categories"] if isinstance(c, dict)}
+        if not _is_id(img["id"]) or not isinstance(img["file_name"], str):
+            raise AnnotationError(f"{ann_file}: images[{i}] needs an integer 'id' and a string "
+                                  f"'file_name', found id {img['id']!r}, file_name {img['file_name']!r}")
+        h, w = img.get("height"), img.get("width")
+        if (h is not None or w is not None) and not (_is_id(h) and _is_id(w) and h > 0 and w > 0):
+            raise AnnotationError(f"{ann_file}: images[{i}] (id {img['id']}) needs positive integer "
+                                  f"'height' and 'width', found {h!r} x {w!r}")
+        sizes[img["id"]] = (h, w) if h is not None else None
+        files.append((img["file_name"], sizes[img["id"]]))
+    cat_ids = set()
+    for i, cat in enumerate(coco["categories"]):
+        if not isinstance(cat, dict) or not _is_id(cat.get("id")):
+            raise AnnotationError(f"{ann_file}: categories[{i}] needs an integer 'id'")
+        cat_ids.add(cat["id"])
+    unusable, first_bad, plain = 0, None, 0
     for i, ann in enumerate(coco["annotations"]):
         if not isinstance(ann, dict):
             raise AnnotationError(f"{ann_file}: annotations[{i}] is not an object")
-        for key, known in (("image_id", image_ids), ("category_id", cat_ids)):
-            if ann.get(key) not in known:
-                raise AnnotationError(f"{ann_file}: annotations[{i}] (id {ann.get('id')}) refers to "
-                                f"{key} {ann.get(key)!r}, not listed in the file")
-        if "bbox" not in ann or len(ann["bbox"]) != 4:
-            raise AnnotationError(f"{ann_file}: annotations[{i}] (id {ann.get('id')}) needs a 4-number 'bbox'")
+        where = f"{ann_file}: annotations[{i}] (id {ann.get('id')!r})"
+        for key, known in (("image_id", sizes), ("category_id", cat_ids)):
+            value = ann.get(key)
+            if not _is_id(value):
+                raise AnnotationError(f"{where}: {key} must be an integer, found {value!r}")
+            if value not in known:
+                raise AnnotationError(f"{where} refers to {key} {value!r}, not listed in the file")
+        box = ann.get("bbox")
+        if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
+            raise AnnotationError(f"{where} needs a 4-number 'bbox' [x, y, width, height], found {box!r}")
+        if not _is_number(ann.get("area")):
+            raise AnnotationError(f"{where} needs a number 'area', found {ann.get('area')!r}")
+        crowd = ann.get("iscrowd", 0)
+        if crowd not in (0, 1) or isinstance(crowd, bool):
+            raise AnnotationError(f"{where}: iscrowd must be 0 or 1, found {crowd!r}")
+        if "segmentation" in ann:
+            why = _check_segmentation(ann["segmentation"], sizes[ann["image_id"]])
+            if why:
+                raise AnnotationError(f"{where}: segmentation {why}")
+        if not crowd:
+            plain += 1
+            if not _usable_box(box, sizes[ann["image_id"]]) or ann["area"] <= 0:
+                unusable += 1
+                first_bad = first_bad or (i, ann.get("id"), box, sizes[ann["image_id"]])
+    if unusable:
+        i, ann_id, box, size = first_bad
+        example = (f"first: annotations[{i}] (id {ann_id!r}) bbox {box}"
+                   + (f" in a {size[1]}x{size[0]} image" if size else ""))
+        if unusable == plain:
+            raise AnnotationError(f"{ann_file}: none of the {plain} boxes is usable (zero or negative "
+                                  f"size, zero area, or outside the image; {example}); training would "
+                                  "see no object")
+        log.warning("warning: %s: %d of %d boxes are zero-area, negative or outside the image and "
+                    "are ignored by MMDetection (%s)", ann_file, unusable, plain, example)
+    if not coco["annotations"]:
+        log.warning("warning: %s: holds no annotation", ann_file)
     if img_dir is not None:
         img_dir = Path(img_dir)
-        missing = [f for f in files if not (img_dir / f).is_file()]
+        missing = [f for f, _ in files if not (img_dir / f).is_file()]
         if missing:
             raise AnnotationError(f"{ann_file}: {len(missing)} listed image(s) missing, first: "
-                            f"{img_dir / missing[0]}")
+                                  f"{img_dir / missing[0]}")
+        _check_image_headers(ann_file, img_dir, files)
     return {key: len(coco[key]) for key in ("images", "annotations", "categories")}
+
+
+def _check_image_headers(ann_file: Path, img_dir: Path, files: list) -> None:
+    """Every listed image opens as an image (header only, no decoding); a size different from
+    its entry is a warning (masks are drawn at the entry's size)."""
+    mismatched = []
+    for name, size in files:
+        path = img_dir / name
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise AnnotationError(f"{path}: unreadable image listed in {ann_file} ({err})") from None
+        if size is not None and (h, w) != tuple(size):
+            mismatched.append(f"{path} is {w}x{h}, listed as {size[1]}x{size[0]}")
+    if mismatched:
+        log.warning("warning: %s: %d image(s) differ in size from their entry (first: %s)",
+                    ann_file, len(mismatched), mismatched[0])
 
 
 def check_seg_folders(img_dir: str | Path, seg_dir: str | Path, img_suffix: str = ".jpg",
@@ -135,5 +289,5 @@ def check_config_data(cfg, loaders=("train_dataloader", "val_dataloader"),
                 load_json(e["ann_file"])
 
 
-__all__ = ["AnnotationError", "load_json", "check_coco", "check_seg_folders", "check_dataset_cfg",
+__all__ = ["AnnotationError", "load_json", "check_coco", "rle_counts", "check_seg_folders", "check_dataset_cfg",
            "check_config_data"]

@@ -6,6 +6,10 @@
   one variable points a config at a data set.
 * Checkpoints written by MMEngine are read with ``torch.load(weights_only=True)`` plus the few
   classes MMEngine stores (:mod:`benchmarks.dense.mm_checkpoint`), never with full unpickling.
+* Integrity: every checkpoint a training run writes gets ``<file>.sha256`` beside it
+  (:class:`CheckpointDigestHook`); resuming and testing verify it. Testing loads the checkpoint
+  strictly: a file that does not cover the model (or holds other tensors) is refused, naming the
+  keys, instead of scoring a partly random model.
 """
 from __future__ import annotations
 
@@ -17,7 +21,11 @@ from pathlib import Path
 
 import torch
 
+from core.config import apply_options, read_config
 from core.errors import ConfigError
+from core.files import check_output_path, write_text_atomic
+from pretrain.checkpoint import (file_sha256, load_safely, load_strict, recorded_digests, verify_digest,
+                                 write_digest)
 
 from .data_check import AnnotationError, check_config_data
 from .mm_checkpoint import allow_mmengine_checkpoints
@@ -42,17 +50,13 @@ def reroot(value, old: str, new: str):
 
 def load_config(path: str | os.PathLike, cfg_options: dict | None = None):
     """Read an MMEngine config, apply ``cfg_options`` and a ``data_root`` change (see module doc)."""
-    from mmengine.config import Config, ConfigDict
+    from mmengine.config import ConfigDict
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config not found: {path}")
-    try:
-        cfg = Config.fromfile(str(path))
-    except (SyntaxError, KeyError, ImportError, NameError, TypeError) as err:
-        raise ConfigError(f"{path}: cannot be read: {type(err).__name__}: {err}") from None
+    cfg = read_config(path)
     old_root = cfg.get("data_root")
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    # values must be of the kind they replace (max_epochs=abc is refused); new keys are legal in
+    # MMEngine configs (e.g. a backbone checkpoint), so they are only reported
+    apply_options(cfg, cfg_options, strict=False)
     new_root = cfg.get("data_root")
     if old_root and new_root and str(new_root) != str(old_root):
         for key in DATA_KEYS:
@@ -78,6 +82,7 @@ def init_framework(scope: str) -> None:
 def _common(cfg, config_path: str, work_dir: str | None, launcher: str) -> None:
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(config_path).stem)
+    check_output_path(cfg.work_dir, [config_path], option="--work-dir")
     if launcher != "none" and not torch.cuda.is_available():
         # MMEngine's launcher binds every process to a CUDA device (torch.cuda.set_device)
         raise ConfigError("multi-process runs need CUDA devices; on a CPU-only machine run with GPUS=1 "
@@ -96,10 +101,16 @@ def prepare_train(cfg, config_path: str, work_dir: str | None = None, launcher: 
             logging.getLogger(__name__).warning("--amp ignored: fp16 training needs a CUDA device")
     if resume == "auto":
         cfg.resume, cfg.load_from = True, None
+        from mmengine.runner.checkpoint import find_latest_checkpoint
+        latest = find_latest_checkpoint(cfg.work_dir) if Path(cfg.work_dir).is_dir() else None
+        if latest:
+            check_resumable(latest)
     elif resume:
         if not Path(resume).is_file():
             raise ConfigError(f"checkpoint to resume from not found: {resume}")
+        check_resumable(resume)
         cfg.resume, cfg.load_from = True, resume
+    cfg.custom_hooks = [*(cfg.get("custom_hooks") or []), dict(type="CheckpointDigestHook")]
     if check_data:
         _check_backbone_checkpoint(cfg)
         loaders = ["train_dataloader"] + (["val_dataloader"] if cfg.get("val_cfg") else [])
@@ -121,6 +132,80 @@ def prepare_test(cfg, config_path: str, checkpoint: str, work_dir: str | None = 
         check_config_data(cfg, ["test_dataloader"], ["test_evaluator"])
 
 
+def check_resumable(path: str | os.PathLike) -> None:
+    """Refuse a checkpoint to resume from whose digest does not match, or, without a digest, that
+    does not load (truncated, not a checkpoint): MMEngine would fail deep inside with a traceback."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: checkpoint to resume from not found")
+    if not verify_digest(path):
+        allow_mmengine_checkpoints()
+        load_safely(path)
+
+
+def load_for_test(runner, checkpoint: str | os.PathLike) -> None:
+    """Load ``checkpoint`` into ``runner.model`` strictly (every tensor of the model, nothing else,
+    same shapes) after verifying its digest; the runner then skips its own non-strict load.
+
+    MMEngine's ``load_from`` loads with ``strict=False``: a checkpoint sharing few or no keys with
+    the model (an encoder file, another config's detector) only logs a warning and the random
+    remainder is scored.
+    """
+    from mmengine.model import is_model_wrapper
+    allow_mmengine_checkpoints()
+    ckpt = load_safely(checkpoint)
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ConfigError(f"{checkpoint}: not a model checkpoint (no state dict)")
+    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    load_strict(model, state, str(checkpoint), what="the model of the config")
+    runner._has_loaded = True  # MMEngine's load_or_resume would load load_from again, non-strictly
+    runner.logger.info(f"loaded {checkpoint} strictly ({len(state)} tensors)")
+
+
+def _register_digest_hook():
+    from mmengine.dist import is_main_process
+    from mmengine.hooks import Hook
+    from mmengine.registry import HOOKS
+
+    if "CheckpointDigestHook" in HOOKS.module_dict:
+        return
+
+    @HOOKS.register_module()
+    class CheckpointDigestHook(Hook):
+        """Write ``<checkpoint>.sha256`` for each checkpoint MMEngine saves (runs after
+        ``CheckpointHook``; MMEngine names the newest in ``WORK_DIR/last_checkpoint``)."""
+
+        priority = "LOWEST"
+
+        def __init__(self):
+            self._stamp = None
+
+        def _digest_newest(self, runner) -> None:
+            if not is_main_process():
+                return
+            marker = Path(runner.work_dir) / "last_checkpoint"
+            try:
+                stamp = marker.stat().st_mtime_ns
+            except FileNotFoundError:
+                return
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp
+            newest = Path(marker.read_text().strip())
+            if newest.is_file() and recorded_digests(newest) is None:
+                write_digest(newest, [file_sha256(newest)])
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            self._digest_newest(runner)
+
+        def after_train_epoch(self, runner) -> None:
+            self._digest_newest(runner)
+
+        def after_train(self, runner) -> None:
+            self._digest_newest(runner)
+
+
 def _check_backbone_checkpoint(cfg) -> None:
     init = (cfg.model.get("backbone") or {}).get("init_cfg") or {}
     ckpt = init.get("checkpoint") if isinstance(init, dict) else None
@@ -132,6 +217,7 @@ def _check_backbone_checkpoint(cfg) -> None:
 def build_runner(cfg):
     init_framework(cfg.default_scope)
     allow_mmengine_checkpoints()
+    _register_digest_hook()
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     return Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
@@ -152,14 +238,12 @@ def summarize(metrics: dict) -> list[str]:
 
 
 def write_metrics(metrics: dict, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v)
              for k, v in metrics.items()}
-    path.write_text(json.dumps(clean, indent=2, sort_keys=True, default=str))
+    write_text_atomic(json.dumps(clean, indent=2, sort_keys=True, default=str), path)
 
 
 USER_ERRORS = (ConfigError, AnnotationError)
 
 __all__ = ["ConfigError", "reroot", "load_config", "init_framework", "prepare_train", "prepare_test",
-           "build_runner", "summarize", "write_metrics", "USER_ERRORS"]
+           "build_runner", "summarize", "write_metrics", "USER_ERRORS", "check_resumable", "load_for_test"]

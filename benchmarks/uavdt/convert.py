@@ -310,7 +310,8 @@ def convert(root: str | os.PathLike, sequences: Sequence[str], every: int = 1,
         try:
             with Image.open(root / file_name) as im:
                 width, height = im.size
-        except OSError as err:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            # DecompressionBombError (a header declaring a huge image) is not an OSError
             raise UAVDTError(f"{root / file_name}: cannot read the image ({err})") from None
         image_id = len(images) + 1
         images.append(dict(id=image_id, file_name=file_name, width=width, height=height,

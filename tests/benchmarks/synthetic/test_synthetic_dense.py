@@ -73,7 +73,7 @@ def test_make_synthetic_cli(tmp_path, repo_root):
                            "--n-val", "1", "--height", "48", "--width", "64"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert len(load_json(tmp_path / "c" / "annotations" / "instances_val.json")["images"]) == 1
-    proc = subprocess.run([sys.executable, script, "ade", str(tmp_path / "a"), "--n-train", "0"],
+    proc = subprocess.run([sys.executable, script, "ade", "--out", str(tmp_path / "a"), "--n-train", "0"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
 
