@@ -1,10 +1,15 @@
-"""The FLSL encoder: timm's VisionTransformer without a class token, with a fixed 2-D
-sine-cosine position embedding, and the final LayerNorm applied to the token map.
+"""ViT encoders as the network each checkpoint family was trained as.
+
+The FLSL encoder is timm's VisionTransformer without a class token, with a fixed 2-D sine-cosine
+position embedding, and the final LayerNorm applied to the token map. Encoders of class-token
+families (DINO, iBOT, SelfPatch, timm) are the same timm model with its class token: it is
+prepended in the forward pass and dropped from every output (:func:`encode`, :func:`block_outputs`).
 
 Architectures are named by the timm model they are built from (``vit_small_patch16_224``,
 ``vit_small_patch8_224``, ``vit_base_patch16_224``, ...) plus keyword overrides (``depth``,
-``img_size``...). :class:`EncoderSpec` carries both, so an exported checkpoint can record exactly
-what to build.
+``img_size``, ``class_token``...) and the family's position rule (:data:`POSITION_RULES`).
+:class:`EncoderSpec` carries all three, so an exported checkpoint records exactly what to build
+and how it runs.
 """
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ from typing import Sequence
 
 import timm
 import torch
+import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 #: keyword arguments every FLSL encoder is built with (timm VisionTransformer arguments)
@@ -21,27 +29,61 @@ FIXED_TIMM_KWARGS = dict(class_token=False, global_pool="", num_classes=0, fc_no
                          dynamic_img_size=True)
 
 
+#: How a position table stored for the trained grid reaches another token grid (same rule in
+#: pretraining, the dense backbone, DAVIS, figures and conversion):
+POSITION_RULES = {
+    # DINO's ``interpolate_pos_encoding``, which iBOT, SelfPatch and the FLSL authors' code (their
+    # class-token-free variant, in pretraining and in their detection backbone) all use
+    "dino": "bicubic with scale factor (g + 0.1) / n per axis, no antialiasing",
+    # timm's own ViT (``dynamic_img_size`` / checkpoint loading): timm.layers.resample_abs_pos_embed
+    "timm": "bicubic to the target size, antialiased (timm.layers.resample_abs_pos_embed)",
+}
+DEFAULT_POSITIONS = "dino"
+
+
 @dataclasses.dataclass(frozen=True)
 class EncoderSpec:
-    """What to build: a timm architecture name and keyword overrides (JSON-serialisable)."""
+    """What to build: a timm architecture name, keyword overrides and the position rule
+    (JSON-serialisable). ``kwargs`` holds ``("class_token", True)`` for class-token families."""
 
     arch: str = "vit_small_patch16_224"
     kwargs: tuple = ()  # sorted (key, value) pairs, e.g. (("depth", 4), ("img_size", 112))
+    positions: str = DEFAULT_POSITIONS  # a key of POSITION_RULES
+
+    def __post_init__(self):
+        if self.positions not in POSITION_RULES:
+            raise ValueError(f"unknown position rule {self.positions!r} (known: {', '.join(POSITION_RULES)})")
 
     @classmethod
-    def make(cls, arch: str, **kwargs) -> "EncoderSpec":
-        return cls(arch, tuple(sorted(kwargs.items())))
+    def make(cls, arch: str, positions: str = DEFAULT_POSITIONS, **kwargs) -> "EncoderSpec":
+        if not kwargs.get("class_token", True):
+            kwargs.pop("class_token")  # False is the default: one spelling per architecture
+        return cls(arch, tuple(sorted(kwargs.items())), positions)
+
+    @property
+    def class_token(self) -> bool:
+        """Whether the encoder prepends a class token (it never appears in the outputs)."""
+        return bool(dict(self.kwargs).get("class_token", False))
 
     def timm_kwargs(self, **extra) -> dict:
         return {**FIXED_TIMM_KWARGS, **dict(self.kwargs), **extra}
 
+    def describe(self) -> str:
+        """How the encoder runs, in words (for logs and reports)."""
+        token = ("class token prepended, dropped from the outputs" if self.class_token
+                 else "no class token")
+        return f"{token}; positions for other grids: {self.positions} rule ({POSITION_RULES[self.positions]})"
+
     def to_json(self) -> str:
-        return json.dumps({"arch": self.arch, "kwargs": dict(self.kwargs)}, sort_keys=True)
+        d = {"arch": self.arch, "kwargs": dict(self.kwargs)}
+        if self.class_token or self.positions != DEFAULT_POSITIONS:
+            d["positions"] = self.positions  # FLSL specs keep the JSON they always had
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "EncoderSpec":
         d = json.loads(text)
-        return cls.make(d["arch"], **d.get("kwargs", {}))
+        return cls.make(d["arch"], positions=d.get("positions", DEFAULT_POSITIONS), **d.get("kwargs", {}))
 
 
 def sincos_pos_embed_2d(grid_h: int, grid_w: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -64,28 +106,87 @@ def sincos_pos_embed_2d(grid_h: int, grid_w: int, dim: int, temperature: float =
     return torch.cat([enc(xs), enc(ys)], dim=1).float()[None]
 
 
+def resample_positions(pos_embed: torch.Tensor, old_grid: Sequence[int], new_grid: Sequence[int],
+                       num_prefix: int, rule: str) -> torch.Tensor:
+    """Position embedding for a ``new_grid`` token grid.
+
+    ``pos_embed`` ``[1, P + oh * ow, C]`` (``P = num_prefix`` class slots first, then the table of
+    the ``old_grid`` ``(oh, ow)`` row-major); returns ``[1, P + nh * nw, C]``, the input itself when
+    the grids are equal. ``rule`` (:data:`POSITION_RULES`): ``"dino"`` resizes the table with
+    ``F.interpolate(mode="bicubic", scale_factor=((nh + 0.1) / oh, (nw + 0.1) / ow))`` (no
+    antialiasing; source coordinates follow the scale factor, not the sizes), ``"timm"`` calls
+    ``timm.layers.resample_abs_pos_embed``. Class slots are kept unchanged.
+    """
+    oh, ow = (int(v) for v in old_grid)
+    nh, nw = (int(v) for v in new_grid)
+    if (nh, nw) == (oh, ow):
+        return pos_embed
+    if rule == "timm":
+        return resample_abs_pos_embed(pos_embed, new_size=[nh, nw], old_size=[oh, ow],
+                                      num_prefix_tokens=num_prefix)
+    if rule != "dino":
+        raise ValueError(f"unknown position rule {rule!r}")
+    dim = pos_embed.shape[-1]
+    table = pos_embed[:, num_prefix:].reshape(1, oh, ow, dim).permute(0, 3, 1, 2)
+    # the 0.1 keeps floor(n * factor) at the wanted size despite rounding (DINO's comment)
+    table = F.interpolate(table, scale_factor=((nh + 0.1) / oh, (nw + 0.1) / ow), mode="bicubic",
+                          align_corners=False)
+    if tuple(table.shape[-2:]) != (nh, nw):
+        raise RuntimeError(f"position table resized to {tuple(table.shape[-2:])}, expected {(nh, nw)}")
+    table = table.permute(0, 2, 3, 1).reshape(1, nh * nw, dim)
+    return torch.cat([pos_embed[:, :num_prefix], table], dim=1)
+
+
+class RuledVisionTransformer(VisionTransformer):
+    """timm's ``VisionTransformer`` whose position step follows the family's rule
+    (``self.flsl_spec.positions``), so that every forward (``forward_features``,
+    ``forward_intermediates``, :func:`block_outputs`) computes the source family's network."""
+
+    def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch tokens ``[B, h, w, C]`` (or ``[B, N, C]`` on the stored grid) -> ``[B, P + h*w, C]``:
+        class token (if any) prepended, positions of the ``h x w`` grid added."""
+        if x.ndim == 4:
+            b, h, w, c = x.shape
+            x = x.reshape(b, h * w, c)
+        else:
+            h, w = self.patch_embed.grid_size
+        pos = resample_positions(self.pos_embed, self.patch_embed.grid_size, (h, w),
+                                 self.num_prefix_tokens, self.flsl_spec.positions)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        return self.pos_drop(x + pos)
+
+
 def build_encoder(spec: EncoderSpec | str = "vit_small_patch16_224", drop_path_rate: float = 0.0,
                   **overrides) -> nn.Module:
-    """Build the encoder (a timm ``VisionTransformer``) with fixed sin-cos positions.
+    """Build the encoder (a timm ``VisionTransformer`` running the spec's position rule).
 
     ``model.forward_features(x)`` maps images ``[B, 3, H, W]`` (H, W multiples of the patch size)
-    to the post-LayerNorm token map ``[B, (H/p) * (W/p), C]``; the position embedding, stored for
-    the ``img_size / patch`` grid, is resampled bicubically for other grids.
+    to the post-LayerNorm tokens ``[B, P + (H/p) * (W/p), C]`` (``P = model.num_prefix_tokens``
+    class tokens first; :func:`encode` drops them). The position embedding, stored for the
+    ``img_size / patch`` grid, is resampled for other grids by the spec's rule. Class-token-free
+    encoders (FLSL) get the fixed sine-cosine table, not trained; class-token encoders keep timm's
+    initialisation until weights are loaded.
     """
     if isinstance(spec, str):
         spec = EncoderSpec.make(spec, **overrides)
     elif overrides:
-        spec = EncoderSpec.make(spec.arch, **{**dict(spec.kwargs), **overrides})
+        spec = EncoderSpec.make(spec.arch, positions=spec.positions, **{**dict(spec.kwargs), **overrides})
     try:
         model = timm.create_model(spec.arch, pretrained=False,
                                   **spec.timm_kwargs(drop_path_rate=drop_path_rate))
     except RuntimeError as err:  # unknown model name
         raise ValueError(f"unknown encoder architecture {spec.arch!r}: {err}") from None
-    gh, gw = model.patch_embed.grid_size
-    with torch.no_grad():
-        model.pos_embed.copy_(sincos_pos_embed_2d(gh, gw, model.embed_dim))
-    model.pos_embed.requires_grad_(False)
+    if type(model) is not VisionTransformer or model.reg_token is not None or model.no_embed_class:
+        raise ValueError(f"{spec.arch}: only plain ViTs (class token or none, positions including "
+                         "its slot, no register tokens) are supported")
+    model.__class__ = RuledVisionTransformer  # same module, the family's position step
     model.flsl_spec = spec
+    if not spec.class_token:
+        gh, gw = model.patch_embed.grid_size
+        with torch.no_grad():
+            model.pos_embed.copy_(sincos_pos_embed_2d(gh, gw, model.embed_dim))
+        model.pos_embed.requires_grad_(False)
     return model
 
 
@@ -95,13 +196,15 @@ def patch_size(model: nn.Module) -> int:
 
 
 def encode(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Post-LayerNorm token map ``[B, N, C]`` for images ``[B, 3, H, W]``."""
-    return model.forward_features(images)
+    """Post-LayerNorm patch tokens ``[B, N, C]`` for images ``[B, 3, H, W]`` (class token, if the
+    encoder has one, taken part in the attention and dropped here)."""
+    return model.forward_features(images)[:, model.num_prefix_tokens:]
 
 
 def block_outputs(model: nn.Module, images: torch.Tensor, indices: Sequence[int],
                   norm_last: bool = False) -> list[torch.Tensor]:
-    """Outputs of the blocks listed in ``indices`` (0-based) as ``[B, N, C]`` token maps.
+    """Outputs of the blocks listed in ``indices`` (0-based) as ``[B, N, C]`` patch-token maps
+    (the class token, if any, is in the sequence and dropped from the outputs).
 
     ``norm_last`` applies the final LayerNorm to the output of the last block (index depth-1).
     """
@@ -112,10 +215,11 @@ def block_outputs(model: nn.Module, images: torch.Tensor, indices: Sequence[int]
     wanted = set(indices)
     outs = {}
     last = len(model.blocks) - 1
+    prefix = model.num_prefix_tokens
     for i, blk in enumerate(model.blocks):
         x = blk(x)
         if i in wanted:
-            outs[i] = model.norm(x) if (norm_last and i == last) else x
+            outs[i] = (model.norm(x) if (norm_last and i == last) else x)[:, prefix:]
         if i >= max(wanted):
             break
     return [outs[i] for i in indices]
@@ -140,5 +244,6 @@ def flops_per_image(model: nn.Module, tokens: int) -> float:
     return depth * per_block + patch
 
 
-__all__ = ["EncoderSpec", "build_encoder", "encode", "block_outputs", "patch_size",
+__all__ = ["EncoderSpec", "POSITION_RULES", "DEFAULT_POSITIONS", "resample_positions",
+           "RuledVisionTransformer", "build_encoder", "encode", "block_outputs", "patch_size",
            "sincos_pos_embed_2d", "grid_shape", "num_params", "flops_per_image"]

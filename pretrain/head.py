@@ -47,5 +47,9 @@ class ClusteringHead(nn.Module):
         self.last_layer = Prototypes(bottleneck_dim, out_dim, norm_last_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(self.mlp(x), dim=-1, eps=1e-6)
-        return self.last_layer(x)
+        """Logits ``[..., K]`` in float32 whatever the autocast dtype of the MLP: the normalisation
+        and the prototype layer run in fp32, because the loss divides the logits by the teacher
+        temperature (0.04), where bf16's 8-bit mantissa would cost about 0.1 nat of resolution."""
+        x = self.mlp(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.last_layer(F.normalize(x.float(), dim=-1, eps=1e-6))

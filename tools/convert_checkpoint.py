@@ -3,18 +3,24 @@
 
     python tools/convert_checkpoint.py SRC --out DST.safetensors [--which student] [--patch-size 16]
 
-SRC may be (auto-detected; the format found is printed):
+SRC may be (detected from the content, never from the file name; the format found is printed):
 
   flsl-export   our .safetensors export (re-written unchanged)
   flsl-train    our training state ({"teacher", "student", "meta"})
-  flsl-authors  the authors' FLSL release: {"student": {"module.backbone.*"}, "teacher": {"backbone.*"}}
+  flsl-authors  the authors' FLSL release: {"student": {"module.backbone.*", "module.head.*"},
+                "teacher": {"backbone.*", "head.*"}, "optimizer", "epoch", "args", "flsl_loss"},
+                whose cls_token is unused (pos_embed has N entries): no class token
   dino / ibot   DINO / iBOT releases: a ViT state dict with cls_token and a 1+N position embedding
-                (bare, or under "teacher" / "state_dict")
-  timm          a timm ViT state dict (head.* dropped)
+                (bare, under "state_dict", or in a training state with dino_loss / ibot_loss)
+  timm          a timm ViT state dict (.pth or hub .safetensors)
 
-Conversion picks the sub-dictionary (teacher unless --which student), strips the prefixes, drops the
-class token, the head and the class slot of the position embedding, checks every encoder tensor
-against the architecture read from the file, and writes DST with the architecture in its metadata.
+Conversion picks the network (teacher unless --which student), strips the prefixes, keeps what the
+network ran with and drops the rest (heads, iBOT's mask embedding, an unused class token), checks
+every encoder tensor against the architecture read from the file, and writes DST with the
+architecture in its metadata. The export runs as the network it was trained as: class-token
+families keep cls_token and the 1+N position embedding, and the metadata (flsl_spec) records
+class_token and the family's position rule; class-token-free encoders stay class-token free. The
+tool prints what it kept, what it dropped (and why) and which entries of the file it did not read.
 
 Files are read without unpickling code (safetensors, or torch.load(weights_only=True) with only
 argparse.Namespace allowed). A file that needs more (for example one holding custom classes) is
@@ -48,11 +54,26 @@ def _plain(obj):
 _DROP = object()
 
 
+def _summarize_keys(state: dict) -> list[str]:
+    """Every key with its shape; the blocks folded into one entry (``blocks.0-11.* (12 tensors
+    each)``) when each block holds the same keys."""
+    import re
+    blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))})
+    per_block = {i: sorted(k.split(".", 2)[2] for k in state if k.startswith(f"blocks.{i}.")) for i in blocks}
+    if blocks and all(v == per_block[blocks[0]] for v in per_block.values()):
+        block_items = [f"blocks.{blocks[0]}-{blocks[-1]}.* ({len(per_block[blocks[0]])} tensors each)"]
+    else:
+        block_items = [f"{k} {list(v.shape)}" for k, v in state.items() if k.startswith("blocks.")]
+    head = [f"{k} {list(v.shape)}" for k, v in state.items() if not k.startswith(("blocks.", "norm."))]
+    tail = [f"{k} {list(v.shape)}" for k, v in state.items() if k.startswith("norm.")]
+    return head + block_items + tail
+
+
 def _trusted_copy(src: Path, folder: Path) -> Path:
     """Unpickle ``src`` fully (the user vouched for it) and save its tensors under the same name."""
     import torch
     raw = torch.load(src, map_location="cpu", weights_only=False)
-    dst = folder / src.name  # same name: format detection looks at it (e.g. 'ibot', 'flsl')
+    dst = folder / src.name
     torch.save(_plain(raw), dst)
     return dst
 
@@ -87,17 +108,16 @@ def main(argv=None) -> int:
     except CheckpointError as err:  # name the user's file, not the temporary trusted copy
         raise CheckpointError(str(err).replace(str(src), str(args.src))) from None
     export_encoder(model, args.out)
-    extra = []
-    if loaded.cls_token is not None:
-        extra.append("class token")
-    if loaded.pos_embed_with_cls is not None:
-        extra.append("class slot of the position embedding")
-    extra += list(loaded.dropped)
     print(f"detected format: {loaded.format}")
-    print(f"converted {which if loaded.format in ('flsl-train', 'flsl-authors') else 'encoder'} "
-          f"{loaded.spec.arch} {dict(loaded.spec.kwargs) or ''} (patch {loaded.patch_size}, "
-          f"{len(loaded.state_dict)} tensors) to {args.out}")
-    print("dropped: " + (", ".join(extra) if extra else "nothing"))
+    print(f"runs as: {loaded.spec.describe()}")
+    two = {"student", "teacher"} & set(loaded.not_read)  # the file held both networks
+    print(f"converted {which if two else 'encoder'} "
+          f"{loaded.spec.arch} {dict(loaded.spec.kwargs) or ''} (patch {loaded.patch_size}) to {args.out}")
+    kept = loaded.state_dict
+    print(f"kept: {len(kept)} tensors: " + ", ".join(_summarize_keys(kept)))
+    print("dropped: " + ("; ".join(f"{k} ({why})" for k, why in sorted(loaded.dropped.items()))
+                         if loaded.dropped else "nothing"))
+    print("not read: " + (", ".join(loaded.not_read) if loaded.not_read else "nothing"))
     return 0
 
 

@@ -1,20 +1,28 @@
 """The FLSL ViT backbone for MMDetection and MMSegmentation (one implementation, two registries).
 
-The encoder is :func:`pretrain.encoder.build_encoder` (timm ViT, no class token); the selected
-block outputs ``[B, N, C]`` become ``[B, C, H/p, W/p]`` maps and go through the multi-scale
-adapter (:mod:`benchmarks.dense.adapter`) or, for the authors' segmentation layout, stay at stride ``p``.
+The encoder is :func:`pretrain.encoder.build_encoder` built as the network the pretrained checkpoint
+was trained as: class-token free for FLSL encoders (ours, the authors' release), with its class token
+for DINO / iBOT / SelfPatch / timm files (prepended in the forward pass, dropped from the outputs),
+and the family's position rule for grids other than the stored one (``docs/dense.md``). The selected
+block outputs ``[B, N, C]`` (patch tokens) become ``[B, C, H/p, W/p]`` maps and go through the
+multi-scale adapter (:mod:`benchmarks.dense.adapter`) or, for the authors' segmentation layout, stay
+at stride ``p``.
 
 Config usage (both frameworks)::
 
-    custom_imports = dict(imports=['benchmarks.dense.backbone'], allow_failed_imports=False)
+    custom_imports = dict(imports=['benchmarks.dense'], allow_failed_imports=False)
     model = dict(backbone=dict(
         type='FLSLViT', arch='vit_small_patch16_224', out_indices=(3, 5, 7, 11),
         drop_path_rate=0.05, adapter='multiscale',
         init_cfg=dict(type='Pretrained', checkpoint='path/to/encoder.safetensors')))
 
-Pretrained weights are loaded strictly by :meth:`FLSLViT.init_weights` (never by MMEngine's
-non-strict ``PretrainedInit``): every encoder tensor must be present with the right shape, the
-patch size and the number of attention heads must be the checkpoint's, else a
+How the encoder runs (class token, stored grid, position rule) is read from the checkpoint named by
+``init_cfg`` when the backbone is built (it decides which parameters exist), unless ``class_token``
+and ``positions`` are given; :func:`benchmarks.dense.runner.prepare_train` writes the values it found
+into the config, so the trained detector's saved config records them for testing. Pretrained weights
+are loaded strictly by :meth:`FLSLViT.init_weights` (never by MMEngine's non-strict
+``PretrainedInit``): every encoder tensor must be present with the right shape, the patch size and
+the number of attention heads must be the checkpoint's, else a
 :class:`pretrain.checkpoint.CheckpointError` lists the problems. Any format accepted by
 :func:`pretrain.checkpoint.load_encoder_weights` works (our export, the authors' FLSL release,
 DINO, iBOT, timm).
@@ -23,17 +31,16 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
+from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from timm.layers import resample_abs_pos_embed
 
 from pretrain.checkpoint import CheckpointError, LoadedEncoder, load_encoder_weights, load_strict
-from pretrain.encoder import EncoderSpec, block_outputs, build_encoder, patch_size
+from pretrain.encoder import POSITION_RULES, EncoderSpec, block_outputs, build_encoder, patch_size
 
 from .adapter import MultiScaleAdapter, SingleScaleLayout
 
@@ -49,16 +56,27 @@ def num_heads_of(spec: EncoderSpec) -> int:
     return int(probe.blocks[0].attn.num_heads)
 
 
-def _grid_of(spec: EncoderSpec, patch: int, tokens: int) -> tuple[int, int]:
-    """Token grid ``(rows, cols)`` of a position embedding with ``tokens`` entries."""
-    img = dict(spec.kwargs).get("img_size", 224)
-    h, w = (img, img) if isinstance(img, int) else tuple(img)
-    if (h // patch) * (w // patch) == tokens:
-        return h // patch, w // patch
-    side = int(round(math.sqrt(tokens)))
-    if side * side != tokens:
-        raise CheckpointError(f"position embedding with {tokens} tokens is not a square grid")
-    return side, side
+def checkpoint_structure(path: str, which: str = "teacher") -> dict:
+    """How the encoder in ``path`` runs, as FLSLViT arguments: ``class_token``, ``positions`` and
+    ``img_size`` (pixels of the stored position grid, at the checkpoint's patch size)."""
+    spec = load_encoder_weights(path, which=which).spec
+    return dict(class_token=spec.class_token, positions=spec.positions,
+                img_size=dict(spec.kwargs).get("img_size", 224))
+
+
+def resolve_structure(backbone: dict) -> dict:
+    """``backbone`` (an FLSLViT config dict) with ``class_token``, ``positions`` and
+    ``encoder_kwargs.img_size`` filled in from its ``init_cfg`` checkpoint when they are not set
+    and the file exists (unchanged otherwise)."""
+    backbone = dict(backbone)
+    init = backbone.get("init_cfg") or {}
+    path = init.get("checkpoint") if isinstance(init, dict) else None
+    if backbone.get("class_token") is not None or not path or not Path(path).is_file():
+        return backbone
+    found = checkpoint_structure(path, init.get("which", "teacher"))
+    backbone["class_token"], backbone["positions"] = found["class_token"], found["positions"]
+    backbone["encoder_kwargs"] = {**dict(backbone.get("encoder_kwargs") or {}), "img_size": found["img_size"]}
+    return backbone
 
 
 class FLSLViT(BaseModule):
@@ -71,13 +89,19 @@ class FLSLViT(BaseModule):
         drop_path_rate: stochastic depth rate of the last block (timm's linear rule).
         frozen_stages: -1 trains everything; 0 freezes the patch and position embeddings; ``k > 0``
             also freezes blocks ``0..k-1``.
-        adapter: ``'multiscale'`` (strides 4/8/16/32, dense.md) or ``'single_scale'`` (the authors'
+        adapter: ``'multiscale'`` (strides 4/8/16/32, docs/dense.md) or ``'single_scale'`` (the authors'
             released segmentation layout: all four maps at the patch stride).
         norm: BatchNorm of the adapter: ``'auto'`` (SyncBN in multi-GPU jobs, BN otherwise),
             ``'BN'`` or ``'SyncBN'``.
-        encoder_kwargs: extra timm arguments (e.g. ``dict(depth=2)`` for tiny test models).
+        encoder_kwargs: extra timm arguments (e.g. ``dict(depth=2)`` for tiny test models;
+            ``img_size`` sets the stored position grid).
         train_pos_embed: fine-tune the position embedding (weight decay 0 through the config's
             ``paramwise_cfg``); it is fixed sine-cosine during FLSL pretraining.
+        class_token: whether the encoder prepends a class token; ``None`` (default) takes it,
+            ``positions`` and the stored grid from the ``init_cfg`` checkpoint (class-token free,
+            DINO rule, when there is none).
+        positions: position rule for other grids (``'dino'`` or ``'timm'``,
+            :data:`pretrain.encoder.POSITION_RULES`); ``None``: with ``class_token``.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH, which='teacher')`` or None (random
             encoder, with a warning).
     """
@@ -85,12 +109,20 @@ class FLSLViT(BaseModule):
     def __init__(self, arch: str = "vit_small_patch16_224", out_indices: Sequence[int] = (3, 5, 7, 11),
                  drop_path_rate: float = 0.0, frozen_stages: int = -1, adapter: str = "multiscale",
                  norm: str = "auto", encoder_kwargs: dict | None = None, train_pos_embed: bool = True,
+                 class_token: bool | None = None, positions: str | None = None,
                  init_cfg: dict | None = None):
         if init_cfg is not None and (not isinstance(init_cfg, dict) or init_cfg.get("type") != "Pretrained"):
             raise ValueError(f"FLSLViT init_cfg must be dict(type='Pretrained', checkpoint=PATH) or "
                              f"None, got {init_cfg!r}")
+        if positions is not None and positions not in POSITION_RULES:
+            raise ValueError(f"unknown positions {positions!r}: choose one of {tuple(POSITION_RULES)}")
         super().__init__(init_cfg=init_cfg)
-        self.encoder = build_encoder(arch, drop_path_rate=drop_path_rate, **dict(encoder_kwargs or {}))
+        resolved = resolve_structure(dict(class_token=class_token, positions=positions,
+                                          encoder_kwargs=encoder_kwargs, init_cfg=init_cfg))
+        spec = EncoderSpec.make(arch, positions=resolved["positions"] or "dino",
+                                class_token=bool(resolved["class_token"]),
+                                **dict(resolved["encoder_kwargs"] or {}))
+        self.encoder = build_encoder(spec, drop_path_rate=drop_path_rate)
         self.arch = arch
         self.patch_size = patch_size(self.encoder)
         self.embed_dim = int(self.encoder.embed_dim)
@@ -125,6 +157,8 @@ class FLSLViT(BaseModule):
     def _freeze(self) -> None:
         if self.frozen_stages >= 0:
             self.encoder.pos_embed.requires_grad_(False)
+            if self.encoder.cls_token is not None:
+                self.encoder.cls_token.requires_grad_(False)
         for m in self._frozen_modules():
             m.eval()
             m.requires_grad_(False)
@@ -153,7 +187,9 @@ class FLSLViT(BaseModule):
         """Load encoder weights from ``path`` (any supported format); returns what was read.
 
         Raises :class:`CheckpointError` on a patch size or head count different from this
-        backbone's, or on missing / unexpected / mis-shaped encoder tensors.
+        backbone's, on a checkpoint that runs differently from the encoder built (class token,
+        stored grid, position rule: build the backbone from the checkpoint through ``init_cfg``),
+        or on missing / unexpected / mis-shaped encoder tensors.
         """
         loaded = load_encoder_weights(path, which=which)
         if loaded.patch_size != self.patch_size:
@@ -169,25 +205,25 @@ class FLSLViT(BaseModule):
                                   f"{ckpt_heads} attention heads, the backbone {own_heads}; the qkv "
                                   "weights would be split differently: set the backbone's heads to "
                                   "the checkpoint's")
-        state = dict(loaded.state_dict)
-        notes = []
-        pos, own_pos = state.get("pos_embed"), self.encoder.pos_embed
-        if pos is not None and pos.shape[-1] == own_pos.shape[-1] and pos.shape[1] != own_pos.shape[1]:
-            old = _grid_of(loaded.spec, self.patch_size, pos.shape[1])
-            new = tuple(self.encoder.patch_embed.grid_size)
-            state["pos_embed"] = resample_abs_pos_embed(pos, new_size=list(new), old_size=list(old),
-                                                        num_prefix_tokens=0)
-            notes.append(f"position embedding resampled (bicubic) from a {old[0]}x{old[1]} to a "
-                         f"{new[0]}x{new[1]} grid")
-        load_strict(self.encoder, state, str(path))
+        own, theirs = self.encoder.flsl_spec, loaded.spec
+        own_grid = tuple(self.encoder.patch_embed.grid_size)
+        pos = loaded.state_dict["pos_embed"]
+        their_tokens = pos.shape[1] - int(theirs.class_token)
+        if (own.class_token, own.positions) != (theirs.class_token, theirs.positions) \
+                or their_tokens != own_grid[0] * own_grid[1]:
+            raise CheckpointError(
+                f"{path}: runs as {theirs.describe()} with {their_tokens} stored positions; the backbone "
+                f"was built as {own.describe()} with a {own_grid[0]}x{own_grid[1]} grid. Build it from "
+                "the checkpoint (init_cfg=dict(type='Pretrained', checkpoint=PATH), or class_token, "
+                "positions and encoder_kwargs.img_size as the checkpoint's)")
+        load_strict(self.encoder, loaded.state_dict, str(path))
         adapter_tensors = len(self.adapter.state_dict())
-        dropped = [k for k in ("cls_token",) if getattr(loaded, k) is not None] + list(loaded.dropped)
-        print_log(f"FLSLViT: loaded all {len(state)} encoder tensors from {path} (format "
-                  f"{loaded.format}, {loaded.spec.arch}, patch {loaded.patch_size}, {ckpt_heads} heads)"
-                  + (f"; {'; '.join(notes)}" if notes else "")
-                  + f"; not in the checkpoint, initialised from scratch: adapter ({adapter_tensors} "
-                  f"tensors), neck and heads; ignored from the checkpoint: "
-                  + (", ".join(dropped) if dropped else "nothing"), logger="current")
+        dropped = ", ".join(f"{k} ({why})" for k, why in sorted(loaded.dropped.items())) or "nothing"
+        print_log(f"FLSLViT: loaded all {len(loaded.state_dict)} encoder tensors from {path} "
+                  f"({loaded.spec.arch}, patch {loaded.patch_size}, {ckpt_heads} heads, "
+                  f"{loaded.describe()}, stored grid {own_grid[0]}x{own_grid[1]}); not in the "
+                  f"checkpoint, initialised from scratch: adapter ({adapter_tensors} tensors), neck and "
+                  f"heads; ignored from the checkpoint: {dropped}", logger="current")
         return loaded
 
     # ------------------------------------------------------------------------------ forward
@@ -199,7 +235,7 @@ class FLSLViT(BaseModule):
         if pad_h or pad_w:
             images = F.pad(images, (0, pad_w, 0, pad_h))
         gh, gw = (h + pad_h) // p, (w + pad_w) // p
-        tokens = block_outputs(self.encoder, images, self.out_indices)
+        tokens = block_outputs(self.encoder, images, self.out_indices)  # patch tokens only
         maps = [t.transpose(1, 2).reshape(b, self.embed_dim, gh, gw) for t in tokens]
         return self.adapter(maps)
 
@@ -223,4 +259,5 @@ def register_in_frameworks() -> list[str]:
 
 REGISTERED_IN = register_in_frameworks()
 
-__all__ = ["FLSLViT", "ADAPTERS", "num_heads_of", "register_in_frameworks", "REGISTERED_IN"]
+__all__ = ["FLSLViT", "ADAPTERS", "num_heads_of", "checkpoint_structure", "resolve_structure",
+           "register_in_frameworks", "REGISTERED_IN"]

@@ -48,10 +48,14 @@ def test_export_loads_through_timm_strictly_with_same_features(tmp_path):
     assert spec == model.flsl_spec
     loaded = timm.create_model(spec.arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(out), custom_load=False),
                                **spec.timm_kwargs())
-    x = torch.randn(2, 3, 64, 96)
+    x = torch.randn(2, 3, 64, 64)   # the trained grid: timm's model computes our network
     model.eval(), loaded.eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded.forward_features(x), encode(model, x))
+        # on other grids timm resamples the table with its own rule, ours with the authors' rule
+        wide = torch.randn(2, 3, 64, 96)
+        assert (loaded.forward_features(wide) - encode(model, wide)).abs().max() > 1e-4
+    x = torch.randn(2, 3, 64, 96)
     ours, info = load_pretrained_encoder(out)
     assert info.format == "flsl-export" and info.patch_size == 16
     with torch.no_grad():
