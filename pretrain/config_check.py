@@ -195,7 +195,7 @@ def check_config(cfg, source: str = "config") -> None:
 
 
 def apply_pretrain_options(cfg, options: dict | None) -> None:
-    """``--cfg-options`` of ``tools/pretrain.py``: known keys only, values of the right kind."""
+    """``--cfg-options`` of ``tools/pretrain_flsl.py``: known keys only, values of the right kind."""
     apply_options(cfg, options, extra_keys=OPTIONAL_PATTERNS, strict=True)
 
 

@@ -11,4 +11,4 @@ CONFIG="configs/pretrain/flsl_tiny_synthetic.py"
 if [ $# -gt 0 ] && [[ "$1" != --* ]]; then CONFIG="$1"; shift; fi
 GPUS=1
 if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then GPUS="$1"; shift; fi
-exec bash "$ROOT/tools/launch.sh" "$GPUS" "$ROOT/tools/pretrain.py" "$CONFIG" "$@"
+exec bash "$ROOT/tools/launch.sh" "$GPUS" "$ROOT/tools/pretrain_flsl.py" "$CONFIG" "$@"

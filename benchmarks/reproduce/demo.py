@@ -171,7 +171,7 @@ def final_epoch_checkpoint(work: Path, epochs: int) -> Path:
 # ----------------------------------------------------------------------------- stages
 def make_data(work: Path, budget: Budget) -> dict:
     """Generate the COCO-format set and the DAVIS videos (the pretraining images are written by
-    tools/pretrain.py from the config's ``data.generate``). Returns the data roots."""
+    tools/pretrain_flsl.py from the config's ``data.generate``). Returns the data roots."""
     from benchmarks.synthetic.coco import write_coco
     from benchmarks.synthetic.davis import write_davis
     data = work / "data"

@@ -46,7 +46,7 @@ def test_cli_reports_corrupt_image_without_traceback(tiny_cfg, tmp_path, repo_ro
     tiny_cfg.data.root = str(root)
     tiny_cfg.data.num_workers = 1
     cfg = write_config(tiny_cfg, tmp_path / "c.py")
-    proc = subprocess.run([sys.executable, str(repo_root / "tools/pretrain.py"), str(cfg), "--work-dir",
+    proc = subprocess.run([sys.executable, str(repo_root / "tools/pretrain_flsl.py"), str(cfg), "--work-dir",
                            str(tmp_path / "wd")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "error: cannot read image" in proc.stderr and "img_00003.jpg" in proc.stderr
@@ -56,7 +56,7 @@ def test_cli_reports_corrupt_image_without_traceback(tiny_cfg, tmp_path, repo_ro
 def test_cli_missing_data_root(tiny_cfg, tmp_path, repo_root):
     tiny_cfg.data.root = str(tmp_path / "missing")
     cfg = write_config(tiny_cfg, tmp_path / "c.py")
-    proc = subprocess.run([sys.executable, str(repo_root / "tools/pretrain.py"), str(cfg), "--work-dir",
+    proc = subprocess.run([sys.executable, str(repo_root / "tools/pretrain_flsl.py"), str(cfg), "--work-dir",
                            str(tmp_path / "wd")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "data root does not exist" in proc.stderr and "missing" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -17,7 +17,7 @@ from .conftest import write_config
 
 
 def _train_cmd(repo_root, config, work_dir):
-    return [sys.executable, str(repo_root / "tools" / "pretrain.py"), str(config), "--work-dir", str(work_dir)]
+    return [sys.executable, str(repo_root / "tools" / "pretrain_flsl.py"), str(config), "--work-dir", str(work_dir)]
 
 
 def _env():

@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """FLSL pretraining entry point (one process; tools/pretrain.sh launches torchrun for several).
 
-    python tools/pretrain.py [CONFIG] [--work-dir DIR] [--resume PATH | --no-resume]
+Named pretrain_flsl.py, not pretrain.py: a script's folder comes first on ``sys.path``, so a
+script called pretrain.py would hide the ``pretrain`` package from itself.
+
+    python tools/pretrain_flsl.py [CONFIG] [--work-dir DIR] [--resume PATH | --no-resume]
                              [--cfg-options key=value ...]
 """
 from __future__ import annotations
