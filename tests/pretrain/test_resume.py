@@ -68,8 +68,8 @@ def test_interrupted_save_leaves_previous_checkpoint(tmp_path, monkeypatch):
 
     def crash_mid_write(obj, f, *a, **k):
         real_save(obj, f, *a, **k)
-        f.seek(0)
-        f.truncate(10)          # a partial file on disk ...
+        with open(f, "r+b") as fh:
+            fh.truncate(10)      # a partial file on disk ...
         raise KeyboardInterrupt  # ... and the process is interrupted
 
     monkeypatch.setattr(ckpt_mod.torch, "save", crash_mid_write)
@@ -78,7 +78,7 @@ def test_interrupted_save_leaves_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(ckpt_mod.torch, "save", real_save)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     assert torch.load(path, weights_only=True)["iteration"] == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["latest.pth"]  # no temporary left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pth", "latest.pth.sha256"]  # no temporary left behind
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_cfg, tmp_path):
