@@ -18,6 +18,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
+from .views import ImageDecodeError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 log = logging.getLogger("flsl")
 
@@ -74,11 +76,21 @@ class PretrainImages(Dataset):
         return len(self.files)
 
     def _open(self, path: Path) -> Image.Image:
+        """The file opened lazily (header read): the views decode the pixels, a JPEG at the
+        reduced scale its largest crop allows."""
         try:
-            with Image.open(path) as im:
-                return im.convert("RGB")
+            return Image.open(path)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
             # DecompressionBombError (an image header declaring a huge size) is not an OSError
+            raise DataError(f"cannot read image {path}: {err}") from None
+
+    def _views(self, path: Path, epoch: int, index: int) -> dict:
+        img = self._open(path)
+        try:
+            with img, torch.random.fork_rng(devices=[]):
+                torch.manual_seed(sample_seed(self.seed, epoch, index))
+                return self.views(img)
+        except ImageDecodeError as err:        # truncated or corrupt pixel data
             raise DataError(f"cannot read image {path}: {err}") from None
 
     def __getitem__(self, key):
@@ -86,17 +98,12 @@ class PretrainImages(Dataset):
         for attempt in range(len(self.files)):
             path = self.files[(index + attempt) % len(self.files)]
             try:
-                img = self._open(path)
-                break
+                return self._views(path, epoch, index)
             except DataError as err:
                 if self.on_corrupt == "error":
                     raise
-                log.warning("skipping unreadable image (replaced by the next one): %s", err)
-        else:
-            raise DataError(f"no readable image under {self.root}")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, epoch, index))
-            return self.views(img)
+                log.warning("warning: skipping unreadable image (replaced by the next one): %s", err)
+        raise DataError(f"no readable image under {self.root}")
 
 
 class ResumableSampler(Sampler):
