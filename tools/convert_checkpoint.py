@@ -64,8 +64,11 @@ def _summarize_keys(state: dict) -> list[str]:
         block_items = [f"blocks.{blocks[0]}-{blocks[-1]}.* ({len(per_block[blocks[0]])} tensors each)"]
     else:
         block_items = [f"{k} {list(v.shape)}" for k, v in state.items() if k.startswith("blocks.")]
-    head = [f"{k} {list(v.shape)}" for k, v in state.items() if not k.startswith(("blocks.", "norm."))]
-    tail = [f"{k} {list(v.shape)}" for k, v in state.items() if k.startswith("norm.")]
+    first = ("cls_token", "pos_embed")   # then the rest in name order, the blocks, the final norm
+    head = sorted((k for k in state if not k.startswith(("blocks.", "norm."))),
+                  key=lambda k: (first.index(k) if k in first else len(first), k))
+    head = [f"{k} {list(state[k].shape)}" for k in head]
+    tail = [f"{k} {list(state[k].shape)}" for k in sorted(state) if k.startswith("norm.")]
     return head + block_items + tail
 
 

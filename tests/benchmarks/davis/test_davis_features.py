@@ -7,12 +7,10 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
-from timm.layers import resample_abs_pos_embed
 
-from benchmarks.davis.features import (dino_pos_embed, load_extractor, read_frame,
-                                       resized_size)
+from benchmarks.davis.features import FeatureExtractor, load_extractor, read_frame, resized_size
 from pretrain.checkpoint import CheckpointError
-from pretrain.encoder import build_encoder, encode
+from pretrain.encoder import build_encoder, encode, resample_positions
 
 
 def test_resized_size_rule():
@@ -41,18 +39,11 @@ def test_read_frame_matches_plain_opencv(davis_small):
     np.testing.assert_allclose(x.numpy(), want, rtol=0, atol=1e-6)
 
 
-def test_dino_position_rule():
-    torch.manual_seed(0)
-    pos = torch.randn(1, 1 + 14 * 14, 8)
-    got = dino_pos_embed(pos, 480, 832, 16)
-    grid = pos[:, 1:].reshape(1, 14, 14, 8).permute(0, 3, 1, 2)
-    want = F.interpolate(grid, scale_factor=(30.1 / 14, 52.1 / 14), mode="bicubic")
-    want = torch.cat([pos[:, :1], want.permute(0, 2, 3, 1).reshape(1, -1, 8)], dim=1)
-    assert got.shape == (1, 1 + 30 * 52, 8)
-    torch.testing.assert_close(got, want, rtol=0, atol=0)
-    timm_rule = resample_abs_pos_embed(pos, new_size=(30, 52), num_prefix_tokens=1)
-    assert (got - timm_rule).abs().max() > 1e-3           # timm samples differently
-    assert dino_pos_embed(pos, 224, 224, 16) is pos      # trained grid, square image: unchanged
+def test_extractor_refuses_a_rule_its_encoder_does_not_run():
+    model = build_encoder("vit_tiny_patch16_224", depth=1)
+    assert FeatureExtractor(model).rule == "flsl" and FeatureExtractor(model, "flsl").rule == "flsl"
+    with pytest.raises(ValueError, match="'flsl' rule, 'dino' requested"):
+        FeatureExtractor(model, "dino")
 
 
 def _dino_plain(model, x):
@@ -96,7 +87,7 @@ def test_class_token_checkpoints_use_dino_rule(tmp_path, name, extra):
         torch.testing.assert_close(ex(x), _dino_plain(model, x))
         # the class token takes part in attention: without it the patch features change
         tok = model.patch_embed.proj(x).flatten(2).transpose(1, 2)
-        tok = tok + dino_pos_embed(model.pos_embed, 96, 160, 16)[:, 1:]
+        tok = tok + resample_positions(model.pos_embed, (14, 14), (6, 10), 1, "dino")[:, 1:]
         for blk in model.blocks:
             tok = blk(tok)
         assert (ex(x) - model.norm(tok)).abs().max() > 1e-3

@@ -11,9 +11,10 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import nn
 
-from benchmarks.dense.backbone import FLSLViT
+from benchmarks.dense.backbone import FLSLViT, resolve_structure
 from pretrain.checkpoint import CheckpointError
-from tests.benchmarks.conftest import TINY8, TINY16, write_format
+from speed.reference.vit import dino_vit_forward
+from tests.benchmarks.conftest import TINY8, TINY16, write_format, write_release
 
 
 def tiny_backbone(patch=16, adapter="multiscale", **kw):
@@ -36,36 +37,13 @@ def mm_log():
 
 
 # ---------------------------------------------------------------- plain reference computations
-def plain_block(blk, x):
-    """One pre-norm transformer block written out: softmax(q k^T / sqrt(d)) v, then the MLP."""
-    b, n, c = x.shape
-    heads = blk.attn.num_heads
-    y = F.layer_norm(x, (c,), blk.norm1.weight, blk.norm1.bias, blk.norm1.eps)
-    qkv = (y @ blk.attn.qkv.weight.T + blk.attn.qkv.bias).reshape(b, n, 3, heads, c // heads)
-    q, k, v = qkv.permute(2, 0, 3, 1, 4)
-    attn = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c // heads), dim=-1)
-    y = (attn @ v).transpose(1, 2).reshape(b, n, c)
-    x = x + y @ blk.attn.proj.weight.T + blk.attn.proj.bias
-    y = F.layer_norm(x, (c,), blk.norm2.weight, blk.norm2.bias, blk.norm2.eps)
-    y = F.gelu(y @ blk.mlp.fc1.weight.T + blk.mlp.fc1.bias)
-    return x + y @ blk.mlp.fc2.weight.T + blk.mlp.fc2.bias
-
-
 def plain_block_outputs(enc, images, indices):
-    """Patch embedding as a strided convolution, bicubic positions, plain blocks: ``[B, N, C]``."""
+    """The FLSL authors' class-token-free ViT written out (speed/reference/vit.py): strided
+    convolution, positions resized by their rule, plain blocks. ``[B, N, C]`` per index."""
+    blocks, _ = dino_vit_forward(enc.state_dict(), images, heads=enc.blocks[0].attn.num_heads,
+                                 class_token=False, dtype=torch.float32)
     p = enc.patch_embed.proj.weight.shape[-1]
-    t = F.conv2d(images, enc.patch_embed.proj.weight, enc.patch_embed.proj.bias, stride=p)
-    b, c, h, w = t.shape
-    gh, gw = enc.patch_embed.grid_size
-    pos = enc.pos_embed.detach().reshape(1, gh, gw, c).permute(0, 3, 1, 2)
-    if (h, w) != (gh, gw):
-        pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
-    x = t.flatten(2).transpose(1, 2) + pos.flatten(2).transpose(1, 2)
-    outs = {}
-    for i, blk in enumerate(enc.blocks):
-        x = plain_block(blk, x)
-        outs[i] = x
-    return [outs[i] for i in indices], (h, w)
+    return [blocks[i] for i in indices], (images.shape[2] // p, images.shape[3] // p)
 
 
 # ---------------------------------------------------------------- shapes
@@ -144,14 +122,37 @@ def test_loading_changes_the_weights_and_logs_what_is_not_loaded(tiny16, tiny16_
     assert f"loaded all {len(before)} encoder tensors" in log and "adapter" in log and "neck and heads" in log
 
 
-@pytest.mark.parametrize("fmt", ["flsl-authors", "dino", "timm"])
-def test_foreign_formats_load_directly(fmt, tiny16, tmp_path, mm_log):
-    path = write_format(fmt, tiny16, tmp_path)
+def test_authors_release_loads_directly_without_its_unused_class_token(tiny16, tmp_path, mm_log):
+    path = write_format("flsl-authors", tiny16, tmp_path)
     model = tiny_backbone(16, init_cfg=dict(type="Pretrained", checkpoint=str(path)))
     model.init_weights()
+    assert model.encoder.cls_token is None
     for k, v in tiny16.state_dict().items():
         torch.testing.assert_close(model.encoder.state_dict()[k], v, rtol=0, atol=0)
-    assert "ignored from the checkpoint: cls_token" in "\n".join(mm_log)
+    log = "\n".join(mm_log)
+    assert "format flsl-authors: no class token" in log and "cls_token (unused: pos_embed has 16 entries" in log
+
+
+@pytest.mark.parametrize("kind,positions", [("dino", "dino"), ("ibot", "dino"), ("timm", "timm")])
+def test_class_token_checkpoints_build_their_own_network(kind, positions, tmp_path, mm_log):
+    """The backbone takes class token, stored grid and position rule from the checkpoint (what
+    the family's network is; its outputs are compared with the family's forward in
+    tests/benchmarks/test_run_as_trained.py)."""
+    release = write_release(kind, tmp_path, grid=5)
+    model = tiny_backbone(16, out_indices=(0, 1, 0, 1), encoder_kwargs=dict(depth=2),
+                          init_cfg=dict(type="Pretrained", checkpoint=str(release.path)))
+    model.init_weights()
+    enc = model.encoder
+    assert enc.cls_token is not None and enc.pos_embed.shape == (1, 26, 192)
+    assert tuple(enc.patch_embed.grid_size) == (5, 5) and enc.flsl_spec.positions == positions
+    torch.testing.assert_close(enc.cls_token.detach(), release.state["cls_token"], rtol=0, atol=0)
+    assert "class token prepended, dropped from the outputs" in "\n".join(mm_log)
+    with torch.no_grad():
+        maps = model.eval()(torch.randn(1, 3, 96, 128))
+    assert maps[2].shape == (1, 192, 6, 8)            # stride 16: the class token is not in the maps
+    structure = resolve_structure(dict(init_cfg=dict(type="Pretrained", checkpoint=str(release.path))))
+    assert (structure["class_token"], structure["positions"], structure["encoder_kwargs"]["img_size"]) == \
+        (True, positions, 80)
 
 
 def test_wrong_patch_size_is_refused(tiny16_ckpt):
@@ -185,14 +186,36 @@ def test_missing_checkpoint_names_the_file(tmp_path):
         model.init_weights()
 
 
-def test_position_embedding_resampled_to_the_backbone_grid(tiny16, tiny16_ckpt, mm_log):
-    model = FLSLViT("vit_tiny_patch16_224", out_indices=(0, 1, 2, 3), encoder_kwargs=dict(depth=4))
-    model.load_pretrained(str(tiny16_ckpt))  # checkpoint grid 4x4, backbone grid 14x14
-    assert "resampled (bicubic) from a 4x4 to a 14x14 grid" in "\n".join(mm_log)
-    src = tiny16.pos_embed.detach().reshape(1, 4, 4, 192).permute(0, 3, 1, 2)
-    ref = F.interpolate(src, size=(14, 14), mode="bicubic", align_corners=False, antialias=True)
-    torch.testing.assert_close(model.encoder.pos_embed.detach(), ref.flatten(2).transpose(1, 2),
-                               rtol=1e-5, atol=1e-5)
+def test_backbone_keeps_the_stored_grid_of_the_checkpoint(tiny16, tiny16_ckpt):
+    """Built from its checkpoint, the backbone keeps the stored 4x4 table (the arch name says 224)
+    and resizes it at every forward by the family's rule, as the source network does; a backbone
+    built for another grid refuses the file instead of resampling it twice."""
+    model = FLSLViT("vit_tiny_patch16_224", out_indices=(0, 1, 2, 3), adapter="single_scale",
+                    encoder_kwargs=dict(depth=4), init_cfg=dict(type="Pretrained", checkpoint=str(tiny16_ckpt)))
+    model.init_weights()
+    assert tuple(model.encoder.patch_embed.grid_size) == (4, 4)
+    torch.testing.assert_close(model.encoder.pos_embed.detach(), tiny16.pos_embed, rtol=0, atol=0)
+    images = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        maps = model.eval()(images)
+        ref, (h, w) = plain_block_outputs(tiny16, images, (0, 1, 2, 3))
+    torch.testing.assert_close(maps[3].flatten(2).transpose(1, 2), ref[3], rtol=1e-4, atol=1e-4)
+    other_grid = FLSLViT("vit_tiny_patch16_224", out_indices=(0, 1, 2, 3), encoder_kwargs=dict(depth=4))
+    with pytest.raises(CheckpointError, match=r"16 stored positions.*14x14 grid.*Build it from the checkpoint"):
+        other_grid.load_pretrained(str(tiny16_ckpt))
+
+
+def test_explicit_structure_needs_no_checkpoint_file(tmp_path):
+    """What prepare_train records in the config rebuilds the same encoder without the file."""
+    release = write_release("dino", tmp_path, grid=4)
+    cfg = resolve_structure(dict(encoder_kwargs=dict(depth=2),
+                                 init_cfg=dict(type="Pretrained", checkpoint=str(release.path))))
+    built = tiny_backbone(16, encoder_kwargs=cfg["encoder_kwargs"], class_token=cfg["class_token"],
+                          positions=cfg["positions"], out_indices=(0, 1, 0, 1))
+    assert built.encoder.pos_embed.shape == (1, 17, 192) and built.encoder.cls_token is not None
+    built.load_pretrained(str(release.path))
+    with pytest.raises(ValueError, match="positions"):
+        tiny_backbone(16, positions="nearest")
 
 
 # ---------------------------------------------------------------- training behaviour
@@ -201,6 +224,9 @@ def test_frozen_stages_and_unused_parameters():
     enc = model.encoder
     assert not enc.pos_embed.requires_grad
     assert not any(p.requires_grad for p in enc.patch_embed.parameters())
+    with_token = tiny_backbone(16, frozen_stages=0, class_token=True)
+    assert not with_token.encoder.cls_token.requires_grad
+    assert tiny_backbone(16, class_token=True).encoder.cls_token.requires_grad
     assert not any(p.requires_grad for b in enc.blocks[:2] for p in b.parameters())
     assert all(p.requires_grad for p in enc.blocks[2].parameters())
     assert not any(p.requires_grad for p in enc.blocks[3].parameters())  # after the last index
@@ -241,7 +267,7 @@ def test_drop_path_rate_reaches_the_blocks():
 def test_no_weight_decay_on_positions_norms_and_biases(repo_root, schedule, decay):
     from mmengine.optim import build_optim_wrapper
     cfg = Config.fromfile(str(repo_root / "configs" / "_base_" / "schedules" / schedule))
-    model = tiny_backbone(16)
+    model = tiny_backbone(16, class_token=True)   # a class-token family's backbone
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     wd = {id(p): g["weight_decay"] for g in wrapper.optimizer.param_groups for p in g["params"]}
     norm_params = {id(p) for m in model.modules()
@@ -250,7 +276,7 @@ def test_no_weight_decay_on_positions_norms_and_biases(repo_root, schedule, deca
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        no_decay = name.endswith(".bias") or name.endswith("pos_embed") or id(p) in norm_params
+        no_decay = name.endswith((".bias", "pos_embed", "cls_token")) or id(p) in norm_params
         assert wd[id(p)] == (0.0 if no_decay else decay), name
         checked += 1
     assert checked > 40
