@@ -5,14 +5,16 @@
 writes ``DIR/uavdt_train.json`` and ``DIR/uavdt_test.json`` (image paths relative to
 UAVDT_ROOT). The split comes from ``--split-file`` (JSON ``{"train": [...], "test": [...]}``),
 else from the release's ``M_attr/{train,test}`` folders, else from
-``benchmarks/uavdt/split.json``. Both splits are converted and validated before anything
-is written, and each file is written to a temporary name then renamed: no partial json.
+``benchmarks/uavdt/split.json``. ``--every K`` keeps every K-th frame of the training split only;
+the test split is always complete. Each file records the step it was converted with
+(``info.every``). Both splits are converted and validated before anything is written, and each
+file is written to a temporary name then renamed: no partial json.
 """
 import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.uavdt.convert import SPLITS, UAVDTError, convert, resolve_split
+from benchmarks.uavdt.convert import SPLITS, UAVDTError, convert, resolve_split, split_step
 from core.errors import cli_main
 from core.files import check_output_path, write_json_atomic
 
@@ -23,7 +25,9 @@ def parse_args(argv=None):
                    "UAV-benchmark-MOTD_v1.0/)")
     p.add_argument("--out", required=True, help="output folder for uavdt_{train,test}.json")
     p.add_argument("--split-file", default=None, help='JSON {"train": [...], "test": [...]}')
-    p.add_argument("--every", type=int, default=1, help="keep every K-th frame (default 1: all)")
+    p.add_argument("--every", type=int, default=1,
+                   help="keep every K-th frame of the training split (default 1: all); the test "
+                        "split is always complete")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -49,8 +53,10 @@ def main(argv=None) -> int:
               "sequences")
         results = {}
         for name in SPLITS:
-            results[name] = convert(args.data_root, split[name], args.every,
+            step = split_step(name, args.every)
+            results[name] = convert(args.data_root, split[name], step,
                                     _progress(not args.no_progress, name))
+            print(f"{name}: " + (f"every {step}-th frame" if step > 1 else "every frame"))
         out = Path(args.out)
         for name in SPLITS:
             coco, summary = results[name]

@@ -89,16 +89,67 @@ def _common(cfg, config_path: str, work_dir: str | None, launcher: str) -> None:
                           "(tools/dist_train.sh CONFIG 1 ...), which uses no launcher")
 
 
+PRECISIONS = (None, "fp16")
+
+
+def select_precision(cfg, amp: bool = False) -> str:
+    """Train in fp16 (MMEngine's ``AmpOptimWrapper``, dynamic loss scale) when ``--amp`` or the
+    config's ``mixed_precision = 'fp16'`` (the paper-row detection configs: the authors' detection
+    runs trained in fp16) asks for it and a CUDA device is present; fp32 otherwise, so a CPU run
+    of the same config keeps working. Returns ``"fp16"`` or ``"fp32"``."""
+    mode = cfg.get("mixed_precision")
+    if mode not in PRECISIONS:
+        raise ConfigError(f"mixed_precision: {mode!r} is not one of {PRECISIONS}")
+    wanted = bool(amp) or mode == "fp16"
+    if wanted and torch.cuda.is_available():
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.loss_scale = "dynamic"
+        return "fp16"
+    if amp:
+        logging.getLogger(__name__).warning("--amp ignored: fp16 training needs a CUDA device")
+    elif wanted:
+        logging.getLogger(__name__).info("mixed_precision='fp16' applies on CUDA devices; this run "
+                                         "has none and trains in fp32")
+    return "fp32"
+
+
+def record_backbone_structure(cfg) -> None:
+    """Write how the FLSLViT encoder runs (``class_token``, ``positions``, stored grid as
+    ``encoder_kwargs.img_size``), read from its ``init_cfg`` checkpoint, into ``cfg``: the config
+    MMEngine saves with every checkpoint then rebuilds the same network for testing."""
+    from .backbone import resolve_structure
+    backbone = cfg.model.get("backbone")
+    if not backbone or backbone.get("type") != "FLSLViT":
+        return
+    plain = backbone.to_dict() if hasattr(backbone, "to_dict") else dict(backbone)
+    resolved = resolve_structure(plain)
+    for key in ("class_token", "positions", "encoder_kwargs"):
+        if resolved.get(key) is not None:
+            cfg.model.backbone[key] = resolved[key]
+
+
+def _structure_of_trained(checkpoint: str) -> dict | None:
+    """FLSLViT structure recorded in a trained checkpoint's saved config (``meta.cfg``)."""
+    from mmengine.config import Config
+    allow_mmengine_checkpoints()
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        text = ckpt.get("meta", {}).get("cfg") if isinstance(ckpt, dict) else None
+        backbone = Config.fromstring(text, ".py").model.get("backbone") if text else None
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the strict load later
+        return None
+    if not backbone or backbone.get("class_token") is None:
+        return None
+    return {k: backbone.get(k) for k in ("class_token", "positions", "encoder_kwargs")}
+
+
 def prepare_train(cfg, config_path: str, work_dir: str | None = None, launcher: str = "none",
                   amp: bool = False, resume: str | None = None, check_data: bool = True) -> None:
-    """Mutate ``cfg`` for training: work dir, launcher, AMP, resume; check its data up front."""
+    """Mutate ``cfg`` for training: work dir, launcher, precision, backbone structure, resume;
+    check its data up front."""
     _common(cfg, config_path, work_dir, launcher)
-    if amp:
-        if torch.cuda.is_available():
-            cfg.optim_wrapper.type = "AmpOptimWrapper"
-            cfg.optim_wrapper.loss_scale = "dynamic"
-        else:
-            logging.getLogger(__name__).warning("--amp ignored: fp16 training needs a CUDA device")
+    select_precision(cfg, amp)
+    record_backbone_structure(cfg)
     if resume == "auto":
         cfg.resume, cfg.load_from = True, None
         from mmengine.runner.checkpoint import find_latest_checkpoint
@@ -125,6 +176,17 @@ def prepare_test(cfg, config_path: str, checkpoint: str, work_dir: str | None = 
         raise ConfigError(f"checkpoint not found: {checkpoint}")
     cfg.load_from = checkpoint
     cfg.resume = False
+    backbone = cfg.model.get("backbone") or {}
+    if backbone.get("type") == "FLSLViT" and backbone.get("class_token") is None:
+        # build the network the detector was trained with: as recorded in its saved config,
+        # else as the pretraining file (if present) says
+        recorded = _structure_of_trained(checkpoint)
+        if recorded:
+            for key, value in recorded.items():
+                if value is not None:
+                    cfg.model.backbone[key] = value
+        else:
+            record_backbone_structure(cfg)
     # the trained weights replace the backbone's: do not read its pretraining file
     if cfg.model.get("backbone", {}).get("init_cfg"):
         cfg.model.backbone.init_cfg = None
@@ -246,4 +308,5 @@ def write_metrics(metrics: dict, path: str | os.PathLike) -> None:
 USER_ERRORS = (ConfigError, AnnotationError)
 
 __all__ = ["ConfigError", "reroot", "load_config", "init_framework", "prepare_train", "prepare_test",
+           "select_precision", "record_backbone_structure", "PRECISIONS",
            "build_runner", "summarize", "write_metrics", "USER_ERRORS", "check_resumable", "load_for_test"]

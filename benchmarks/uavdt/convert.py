@@ -269,6 +269,14 @@ def _group_rows(rows: np.ndarray, frames: np.ndarray) -> list[np.ndarray]:
     return [rows[a:b] for a, b in zip(start, end)]
 
 
+def split_step(split: str, every: int) -> int:
+    """Frame step used for ``split``: ``every`` thins only the training split; the test split is
+    always converted complete (the benchmark scores every test frame)."""
+    if every < 1:
+        raise UAVDTError(f"--every must be >= 1, got {every}")
+    return int(every) if split == "train" else 1
+
+
 def select_frames(frames: np.ndarray, every: int) -> np.ndarray:
     """Every ``every``-th frame of a sequence, starting with its first: ``frames[::every]``."""
     if every < 1:

@@ -1,7 +1,7 @@
 # FLSL ViT-S/16 + multi-scale adapter + FPN, Mask R-CNN 1x on COCO 2017 (docs/dense.md; docs/tables.md
 # "COCO detection and instance segmentation", FLSL ViT-S/16 row: 44.9 AP box / 40.8 AP mask).
 #
-#   tools/dist_train.sh configs/coco/mask_rcnn_flsl_vits16.py 8 --amp \
+#   tools/dist_train.sh configs/coco/mask_rcnn_flsl_vits16.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=PATH/flsl_vits16.safetensors data_root=PATH/coco/
 #   tools/dist_test.sh configs/coco/mask_rcnn_flsl_vits16.py work_dirs/mask_rcnn_flsl_vits16/epoch_12.pth 8
 #

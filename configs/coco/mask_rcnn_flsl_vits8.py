@@ -1,7 +1,7 @@
 # FLSL ViT-S/8 + multi-scale adapter + FPN, Mask R-CNN 1x on COCO 2017 (docs/dense.md; docs/tables.md
 # "COCO detection and instance segmentation", FLSL ViT-S/8 row: 46.5 AP box / 42.1 AP mask).
 #
-#   tools/dist_train.sh configs/coco/mask_rcnn_flsl_vits8.py 8 --amp \
+#   tools/dist_train.sh configs/coco/mask_rcnn_flsl_vits8.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=PATH/flsl_vits8.safetensors data_root=PATH/coco/
 #   tools/dist_test.sh configs/coco/mask_rcnn_flsl_vits8.py work_dirs/mask_rcnn_flsl_vits8/epoch_12.pth 8
 #

@@ -2,7 +2,7 @@
 # "UAVDT detection", FLSL ViT-S/16 row). 3 classes: car, truck, bus.
 #
 #   .venv/bin/python tools/uavdt2coco.py --data-root PATH/uavdt --out PATH/uavdt/annotations
-#   tools/dist_train.sh configs/uavdt/faster_rcnn_flsl_vits16.py 8 --amp \
+#   tools/dist_train.sh configs/uavdt/faster_rcnn_flsl_vits16.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=PATH/flsl_vits16.safetensors data_root=PATH/uavdt/
 #   tools/dist_test.sh configs/uavdt/faster_rcnn_flsl_vits16.py work_dirs/faster_rcnn_flsl_vits16/epoch_12.pth 8 \
 #       --cfg-options data_root=PATH/uavdt/
@@ -11,8 +11,9 @@
 #   detector    Faster R-CNN with the COCO configs' backbone, adapter (strides 4/8/16/32) and FPN,
 #               RPN and box head; 3 classes.
 #   schedule    the COCO 1x schedule (_base_/schedules/adamw_1x.py): AdamW lr 5e-5 for a total batch
-#               of 8 (auto_scale_lr), weight decay 0.05 (none on position embedding, norms, biases),
-#               12 epochs, lr x0.1 at epochs 8 and 11, 1000 warm-up iterations; drop-path 0.05.
+#               of 8 (auto_scale_lr), weight decay 0.05 (none on position embedding, class token,
+#               norms, biases), 12 epochs, lr x0.1 at epochs 8 and 11, 1000 warm-up iterations;
+#               drop-path 0.05; fp16 on CUDA devices (mixed_precision), fp32 on CPU.
 #   data        every frame of the 30 train sequences (tools/uavdt2coco.py --every 1); to train on
 #               every k-th frame, convert with --every k (the annotation files keep their names).
 #   scale       shorter side 800, longer side <= 1333 (1024x540 -> 1333x703), flip 0.5.

@@ -2,6 +2,8 @@
 # 4 images), weight decay 0.01 (none on position embedding, class token, norms, biases); poly
 # decay (power 1) to 0 over all 40k iterations, multiplied during the first 1500 by a linear
 # warm-up, as the authors' MMSegmentation 0.x hooks did (MMEngine chains overlapping schedulers multiplicatively).
+# fp32: the authors' segmentation config trains without fp16 (tools/train.py --amp to change it).
+mixed_precision = None
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),

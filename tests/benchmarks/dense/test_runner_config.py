@@ -9,7 +9,9 @@ import torch
 from mmengine.logging import HistoryBuffer
 
 from benchmarks.dense.mm_checkpoint import allow_mmengine_checkpoints
-from benchmarks.dense.runner import ConfigError, load_config, prepare_test, prepare_train, reroot, summarize
+from benchmarks.dense.runner import (ConfigError, load_config, prepare_test, prepare_train, reroot,
+                                     select_precision, summarize)
+from tests.benchmarks.conftest import write_release
 
 COCO_CFG = "configs/coco/mask_rcnn_flsl_vits16.py"
 ADE_CFG = "configs/ade20k/semfpn_flsl_vits16_40k.py"
@@ -48,9 +50,9 @@ def test_config_errors_name_the_file(tmp_path, repo_root):
         load_config(other)
 
 
-def test_prepare_train_and_test(repo_root, tmp_path):
+def test_prepare_train_and_test(repo_root, tmp_path, tiny16_ckpt):
     ckpt = tmp_path / "enc.safetensors"
-    ckpt.write_bytes(b"x")
+    ckpt.write_bytes(tiny16_ckpt.read_bytes())
     cfg = load_config(repo_root / COCO_CFG, {"model.backbone.init_cfg.checkpoint": str(ckpt)})
     launcher = "pytorch" if torch.cuda.is_available() else "none"
     prepare_train(cfg, COCO_CFG, None, launcher, amp=True, resume="auto", check_data=False)
@@ -111,3 +113,48 @@ def test_other_attribute_lookups_are_refused(obj, tmp_path):
     allow_mmengine_checkpoints()
     with pytest.raises(pickle.UnpicklingError, match="is not allowed in a checkpoint"):
         torch.load(path, weights_only=True)
+
+
+UAVDT_CFG = "configs/uavdt/faster_rcnn_flsl_vits16.py"
+
+
+@pytest.mark.parametrize("path,paper_fp16", [(COCO_CFG, True), ("configs/coco/mask_rcnn_flsl_vits8.py", True),
+                                             (UAVDT_CFG, True), ("configs/uavdt/faster_rcnn_dino_vits16.py", True),
+                                             (ADE_CFG, False)])
+def test_detection_rows_train_fp16_on_cuda_only(path, paper_fp16, repo_root, monkeypatch):
+    """The authors' detection runs trained in fp16 (their segmentation run did not): the configs
+    switch to AmpOptimWrapper by themselves when CUDA is present and stay fp32 on CPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = load_config(repo_root / path)
+    assert select_precision(cfg) == "fp32" and cfg.optim_wrapper.type == "OptimWrapper"
+    assert select_precision(cfg, amp=True) == "fp32"          # --amp on CPU: ignored with a warning
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cfg = load_config(repo_root / path)
+    assert select_precision(cfg) == ("fp16" if paper_fp16 else "fp32")
+    assert cfg.optim_wrapper.type == ("AmpOptimWrapper" if paper_fp16 else "OptimWrapper")
+    if paper_fp16:
+        assert cfg.optim_wrapper.loss_scale == "dynamic"
+    cfg = load_config(repo_root / path)
+    assert select_precision(cfg, amp=True) == "fp16" and cfg.optim_wrapper.type == "AmpOptimWrapper"
+    cfg.mixed_precision = "bf17"
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        select_precision(cfg)
+
+
+def test_train_records_and_test_rebuilds_the_backbone_structure(repo_root, tmp_path):
+    """prepare_train writes the class token, position rule and stored grid read from the
+    pretrained file into the config; prepare_test takes them from the trained checkpoint's saved
+    config, without the pretrained file."""
+    release = write_release("timm", tmp_path / "timm", grid=5)
+    cfg = load_config(repo_root / UAVDT_CFG, {"model.backbone.init_cfg.checkpoint": str(release.path)})
+    prepare_train(cfg, UAVDT_CFG, str(tmp_path / "w"), check_data=False)
+    bb = cfg.model.backbone
+    assert (bb.class_token, bb.positions, bb.encoder_kwargs["img_size"]) == (True, "timm", 80)
+    trained = tmp_path / "epoch_12.pth"
+    torch.save({"meta": {"cfg": cfg.pretty_text}, "state_dict": {}}, trained)
+    release.path.unlink()                                   # the pretraining file is gone
+    cfg = load_config(repo_root / UAVDT_CFG, {"model.backbone.init_cfg.checkpoint": str(release.path)})
+    prepare_test(cfg, UAVDT_CFG, str(trained), str(tmp_path / "t"), check_data=False)
+    bb = cfg.model.backbone
+    assert (bb.class_token, bb.positions, bb.encoder_kwargs["img_size"]) == (True, "timm", 80)
+    assert bb.init_cfg is None

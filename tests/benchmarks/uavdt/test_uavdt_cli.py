@@ -19,7 +19,9 @@ def test_cli_writes_both_splits(repo_root, venv_python, uavdt_tree, tmp_path):
     for name, seqs in uavdt_tree.split.items():
         coco = json.loads((out / f"uavdt_{name}.json").read_text())
         assert sorted({im["sequence"] for im in coco["images"]}) == sorted(seqs)
-        kept = {(s, f) for s in seqs for f in range(1, uavdt_tree.n_frames[s] + 1, 2)}
+        step = 2 if name == "train" else 1          # --every thins the training split only
+        assert coco["info"]["every"] == step
+        kept = {(s, f) for s in seqs for f in range(1, uavdt_tree.n_frames[s] + 1, step)}
         n_boxes = sum(int(np.isin(uavdt_tree.boxes[s][:, 0], [f for q, f in kept if q == s]).sum())
                       for s in seqs)
         assert len(coco["images"]) == len(kept)
