@@ -1,0 +1,76 @@
+"""benchmarks/reproduce/provenance.py: a result is up to date only while its command, its merged
+config and the bytes of its inputs are those recorded when it was made."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from benchmarks.reproduce.provenance import (config_digest, file_digest, read_record, record_path,
+                                             stale_reasons, write_record)
+from pretrain.checkpoint import file_sha256, save_atomic
+
+
+def make_step(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "base.py").write_text("lr = 0.1\nepochs = 12\n")
+    (tmp_path / "configs" / "row.py").write_text("_base_ = ['./base.py']\nname = 'row'\n")
+    ckpt = tmp_path / "backbone.safetensors"
+    save_atomic({"w": torch.zeros(4)}, ckpt)
+    out = tmp_path / "row" / "test_metrics.json"
+    out.parent.mkdir()
+    out.write_text(json.dumps({"coco/bbox_mAP": 0.5}))
+    argv = ["tools/dist_test.sh", "configs/row.py", "backbone.safetensors", "8"]
+    return out, argv, ("backbone.safetensors",), "configs/row.py"
+
+
+def test_fresh_record_is_up_to_date_and_holds_digests(tmp_path):
+    out, argv, inputs, config = make_step(tmp_path)
+    assert stale_reasons(out, argv, inputs, config, root=tmp_path)[0].startswith("no provenance record")
+    path = write_record(out, argv, inputs, config, root=tmp_path)
+    assert path == record_path(out) and path.name == "test_metrics.json.provenance.json"
+    record = read_record(out)
+    assert record["inputs"] == {"backbone.safetensors": file_sha256(tmp_path / "backbone.safetensors")}
+    assert record["command"] == "tools/dist_test.sh configs/row.py backbone.safetensors 8"
+    assert record["config"]["sha256"] == config_digest(tmp_path / config)
+    assert stale_reasons(out, argv, inputs, config, root=tmp_path) == []
+
+
+def test_changed_checkpoint_config_command_or_missing_output_is_stale(tmp_path):
+    out, argv, inputs, config = make_step(tmp_path)
+    write_record(out, argv, inputs, config, root=tmp_path)
+    # another checkpoint under the same name: the previous numbers must not be reused
+    save_atomic({"w": torch.ones(4)}, tmp_path / "backbone.safetensors")
+    reasons = stale_reasons(out, argv, inputs, config, root=tmp_path)
+    assert len(reasons) == 1 and reasons[0].startswith("input backbone.safetensors changed (sha256 ")
+    write_record(out, argv, inputs, config, root=tmp_path)
+    # the base config changes the merged config although the row's own file is unchanged
+    (tmp_path / "configs" / "base.py").write_text("lr = 0.2\nepochs = 12\n")
+    assert stale_reasons(out, argv, inputs, config, root=tmp_path) == ["config configs/row.py changed"]
+    write_record(out, argv, inputs, config, root=tmp_path)
+    assert stale_reasons(out, [*argv[:-1], "4"], inputs, config, root=tmp_path)[0].startswith("command changed")
+    (tmp_path / "backbone.safetensors").unlink()
+    assert stale_reasons(out, argv, inputs, config, root=tmp_path) == ["input backbone.safetensors missing"]
+    out.unlink()
+    assert stale_reasons(out, argv, inputs, config, root=tmp_path) == ["no result"]
+
+
+def test_file_digest_reuses_a_current_sidecar_and_ignores_a_stale_one(tmp_path):
+    import os
+    path = tmp_path / "c.pth"
+    save_atomic({"w": torch.zeros(2)}, path)
+    assert file_digest(path) == file_sha256(path)
+    side = tmp_path / "c.pth.sha256"
+    side.write_text("f" * 64 + "  c.pth\n")  # newer than the file: taken as is (not re-hashed)
+    assert file_digest(path) == "f" * 64
+    t = path.stat().st_mtime_ns - 10**9
+    os.utime(side, ns=(t, t))                  # older than the file: the file is hashed
+    assert file_digest(path) == file_sha256(path)
+    assert file_digest(tmp_path / "absent.pth") is None
+
+
+def test_unreadable_record_counts_as_missing(tmp_path):
+    out, argv, inputs, config = make_step(tmp_path)
+    record_path(out).write_text("{not json")
+    assert read_record(out) is None
+    assert stale_reasons(out, argv, inputs, config, root=tmp_path)[0].startswith("no provenance record")
