@@ -27,8 +27,9 @@ arrays with lookup tables and OpenCV instead of PIL image round trips:
   exact integer sum sits next to a rounding tie.
 
 :func:`apply_batch` runs the same chain on a batch of uint8 tensors ``[B, 3, H, W]`` on any
-device (float arithmetic emulating the same 8-bit steps), for jobs that move the photometric
-work from the data loader to the GPU (``data.views.photometric_on_device``).
+device (float arithmetic emulating the same 8-bit steps, Pillow's HSV precision included), for
+jobs that move the photometric work from the data loader to the GPU
+(``data.views.photometric_on_device``).
 """
 from __future__ import annotations
 
@@ -280,10 +281,12 @@ def _hue_t(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     safe = torch.where(cr > 0, cr, torch.ones_like(cr))
     rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
     h = torch.where(r == maxc, bc - gc, torch.where(g == maxc, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.remainder(h / 6.0 + 1.0, 1.0)
-    hue8 = torch.where(cr > 0, torch.floor(h * 255.0), torch.zeros_like(h))
-    sat8 = torch.where(cr > 0, torch.floor(cr / torch.where(maxc > 0, maxc, torch.ones_like(maxc)) * 255.0),
-                       torch.zeros_like(h))
+    # Pillow: the hue and saturation fractions in single precision, then scaled and truncated
+    # in double precision
+    h = torch.remainder(h.double() / 6.0 + 1.0, 1.0)
+    hue8 = torch.where(cr > 0, torch.floor(h * 255.0), torch.zeros_like(h)).float()
+    sat = (cr / torch.where(maxc > 0, maxc, torch.ones_like(maxc))).double()
+    sat8 = torch.where(cr > 0, torch.floor(sat * 255.0), torch.zeros_like(sat)).float()
     shift = torch.remainder(torch.trunc(factor * 255), 256).view(-1, 1, 1)
     hue8 = torch.remainder(hue8 + shift, 256)
     sector = torch.floor(hue8 * 6.0 / 255.0)
