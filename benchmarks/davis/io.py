@@ -143,8 +143,12 @@ def read_split(root: str | Path, split: str = "val") -> list[str]:
     path = Path(root) / IMAGESETS / f"{split}.txt"
     if not path.is_file():
         raise DavisError(f"{path}: split file not found (is --data-root the DAVIS 2017 folder?)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DavisError(f"{path}: split file is not UTF-8 text ({err.reason} at byte {err.start})") from None
     names = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         name = line.strip()
         if name and name not in names:
             names.append(name)

@@ -121,7 +121,7 @@ def _usable_box(box, size: tuple | None) -> bool:
     return min(x + w, img_w) - max(x, 0) > 0 and min(y + h, img_h) - max(y, 0) > 0
 
 
-def check_coco(ann_file: str | Path, img_dir: str | Path | None = None) -> dict:
+def check_coco(ann_file: str | Path, img_dir: str | Path | None = None, classes=None) -> dict:
     """Check a COCO json before MMDetection reads it.
 
     Errors (:class:`AnnotationError`, naming the file and the entry): the three lists; ids and
@@ -129,8 +129,9 @@ def check_coco(ann_file: str | Path, img_dir: str | Path | None = None) -> dict:
     numbers and ``area`` as a number; segmentations (polygons, or RLE whose ``size`` matches the
     image and whose runs cover it exactly); no usable box at all in a file with annotations
     (zero-area, negative or outside the image: MMDetection drops such boxes, and training on
-    nothing reports ``loss_bbox 0.0``); with ``img_dir``, every listed image must exist and be a
-    readable image. Warnings (legal but suspicious): some unusable boxes, no annotation at all,
+    nothing reports ``loss_bbox 0.0``); unique ids, category names, and every name of
+    ``classes`` (the config's) among them; with ``img_dir``, every listed image must exist and be
+    a readable image. Warnings (legal but suspicious): some unusable boxes, no annotation at all,
     an image whose size differs from its entry. Returns ``{"images", "annotations",
     "categories"}`` counts.
     """
@@ -148,22 +149,38 @@ def check_coco(ann_file: str | Path, img_dir: str | Path | None = None) -> dict:
         if not _is_id(img["id"]) or not isinstance(img["file_name"], str):
             raise AnnotationError(f"{ann_file}: images[{i}] needs an integer 'id' and a string "
                                   f"'file_name', found id {img['id']!r}, file_name {img['file_name']!r}")
+        if img["id"] in sizes:
+            raise AnnotationError(f"{ann_file}: images[{i}] repeats image id {img['id']}")
         h, w = img.get("height"), img.get("width")
-        if (h is not None or w is not None) and not (_is_id(h) and _is_id(w) and h > 0 and w > 0):
+        if not (_is_id(h) and _is_id(w) and h > 0 and w > 0):  # both frameworks read them
             raise AnnotationError(f"{ann_file}: images[{i}] (id {img['id']}) needs positive integer "
                                   f"'height' and 'width', found {h!r} x {w!r}")
-        sizes[img["id"]] = (h, w) if h is not None else None
+        sizes[img["id"]] = (h, w)
         files.append((img["file_name"], sizes[img["id"]]))
-    cat_ids = set()
+    cat_ids, names = set(), set()
     for i, cat in enumerate(coco["categories"]):
-        if not isinstance(cat, dict) or not _is_id(cat.get("id")):
-            raise AnnotationError(f"{ann_file}: categories[{i}] needs an integer 'id'")
+        if not isinstance(cat, dict) or not _is_id(cat.get("id")) or not isinstance(cat.get("name"), str):
+            raise AnnotationError(f"{ann_file}: categories[{i}] needs an integer 'id' and a string 'name'")
+        if cat["id"] in cat_ids:
+            raise AnnotationError(f"{ann_file}: categories[{i}] repeats category id {cat['id']}")
         cat_ids.add(cat["id"])
-    unusable, first_bad, plain = 0, None, 0
+        names.add(cat["name"])
+    missing_classes = [c for c in classes or () if c not in names]
+    if missing_classes:
+        # MMDetection keeps only the categories named by the config's classes: the others'
+        # annotations would be dropped without a word
+        raise AnnotationError(f"{ann_file}: the config's class {missing_classes[0]!r} is not a category "
+                              f"name of the file (its categories: {', '.join(sorted(names))})")
+    unusable, first_bad, plain, ann_ids = 0, None, 0, set()
     for i, ann in enumerate(coco["annotations"]):
         if not isinstance(ann, dict):
             raise AnnotationError(f"{ann_file}: annotations[{i}] is not an object")
         where = f"{ann_file}: annotations[{i}] (id {ann.get('id')!r})"
+        if not _is_id(ann.get("id")):
+            raise AnnotationError(f"{where}: needs an integer 'id'")
+        if ann["id"] in ann_ids:
+            raise AnnotationError(f"{where}: repeats an annotation id")
+        ann_ids.add(ann["id"])
         for key, known in (("image_id", sizes), ("category_id", cat_ids)):
             value = ann.get(key)
             if not _is_id(value):
@@ -264,7 +281,8 @@ def check_dataset_cfg(ds: dict) -> None:
     ann = ds.get("ann_file")
     if ann and str(ann).endswith(".json"):
         img = prefix.get("img")
-        check_coco(_join(root, ann), _join(root, img) if img is not None else None)
+        classes = (ds.get("metainfo") or {}).get("classes")
+        check_coco(_join(root, ann), _join(root, img) if img is not None else None, classes)
     elif "img_path" in prefix and "seg_map_path" in prefix and not ann:
         check_seg_folders(_join(root, prefix["img_path"]), _join(root, prefix["seg_map_path"]),
                           ds.get("img_suffix", ".jpg"), ds.get("seg_map_suffix", ".png"))
