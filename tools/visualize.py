@@ -4,6 +4,7 @@ patches, saved as PNG files.
 
     python tools/visualize.py CKPT IMAGE [IMAGE ...] [--out DIR] [--k 8] [--patches ROW,COL ...]
                               [--size 224] [--scale BETA] [--seed 0]
+                              [--compare CKPT2 ...] [--labels NAME NAME2 ...]
 
 CKPT: any encoder checkpoint the suite reads (our export or training state, the authors' FLSL
 release, DINO, iBOT, timm). Each image is resized so its short side is --size pixels (both sides
@@ -11,9 +12,13 @@ floored to a multiple of the patch size); for each one the tool writes, under --
   <name>_clusters.png          k-means (cosine) of the post-LayerNorm patch features, over the image
   <name>_attn_<row>_<col>.png  softmax(beta * z_q . z_j) of the query patch (row, col) over all
                                patches; beta defaults to the objective's 0.1 / sqrt(C)
-  <name>_summary.png           image | clusters | attention maps, side by side
+  <name>_summary.png           the titled figure: image with the query patches numbered, cluster
+                               map, attention map of each query; patches drawn as blocks, a colour
+                               bar and a cluster legend
 --patches takes patch indices ROW,COL or fractions Y,X (e.g. 0.5,0.5); default: the centre and
-three points around it.
+three points around it. --compare draws more encoders (same patch size) as further rows of the
+summary (e.g. FLSL beside its random initialisation), named by --labels (default: the file
+names); their cluster and attention PNGs are then prefixed with the label.
 """
 from __future__ import annotations
 
@@ -36,7 +41,13 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="k-means seed")
     p.add_argument("--which", choices=("teacher", "student"), default="teacher",
                    help="encoder of a training checkpoint holding both")
+    p.add_argument("--compare", nargs="+", default=[], metavar="CKPT",
+                   help="more encoders, drawn as further rows of the summary figure")
+    p.add_argument("--labels", nargs="+", default=None, metavar="NAME",
+                   help="row names: one per encoder (CKPT first, then --compare)")
     args = p.parse_args(argv)
+    if args.labels is not None and len(args.labels) != 1 + len(args.compare):
+        p.error(f"--labels: {len(args.labels)} names for {1 + len(args.compare)} encoders")
     if args.k < 1:
         p.error("--k must be at least 1")
     if args.size < 16:
@@ -45,29 +56,33 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    """Errors (a checkpoint, an image, a patch) are FLSLErrors: cli_main prints one line, exit 2."""
     args = parse_args(argv)
     warnings.filterwarnings("ignore", message=".*torch.jit.interface.*")
-    from benchmarks.reproduce.figures import FigureError, load_image, parse_patches, render_figures
-    from pretrain.checkpoint import CheckpointError, load_pretrained_encoder
+    from benchmarks.reproduce.figures import load_image, parse_patches, render_figures
+    from pretrain.checkpoint import load_pretrained_encoder
     from pretrain.encoder import patch_size
 
-    try:
-        model, loaded = load_pretrained_encoder(args.checkpoint, which=args.which)
-        p = patch_size(model)
-        print(f"encoder {loaded.spec.arch} (format {loaded.format}, patch {p}) from {args.checkpoint}")
-        for path in args.images:
-            image = load_image(path, args.size, p)
-            grid = (image.shape[0] // p, image.shape[1] // p)
-            patches = parse_patches(args.patches, grid) if args.patches else None
-            figs = render_figures(model, image, args.out, Path(path).stem, k=args.k, patches=patches,
-                                  scale=args.scale, seed=args.seed)
-            print(f"{path}: {image.shape[1]}x{image.shape[0]} px, {grid[0]}x{grid[1]} patches -> "
-                  f"{figs.summary} (+ {figs.clusters.name}, {len(figs.attention)} attention maps)")
-    except (CheckpointError, FigureError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    from core.files import check_output_path
+    check_output_path(args.out, [args.checkpoint, *args.compare, *args.images])
+    models = []
+    for ckpt in [args.checkpoint, *args.compare]:
+        model, loaded = load_pretrained_encoder(ckpt, which=args.which)
+        print(f"encoder {loaded.spec.arch} (format {loaded.format}, patch {patch_size(model)}) from {ckpt}")
+        models.append(model)
+    p = patch_size(models[0])
+    labels = args.labels or [Path(c).stem for c in [args.checkpoint, *args.compare]]
+    for path in args.images:
+        image = load_image(path, args.size, p)
+        grid = (image.shape[0] // p, image.shape[1] // p)
+        patches = parse_patches(args.patches, grid) if args.patches else None
+        figs = render_figures(models, image, args.out, Path(path).stem, k=args.k, patches=patches,
+                              scale=args.scale, seed=args.seed, labels=labels)
+        print(f"{path}: {image.shape[1]}x{image.shape[0]} px, {grid[0]}x{grid[1]} patches -> "
+              f"{figs.summary} (+ {figs.clusters.name}, {len(figs.attention)} attention maps)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from core.errors import cli_main
+    sys.exit(cli_main(main))

@@ -2,31 +2,37 @@
 
     python -m benchmarks.reproduce.demo [--work-dir work_dirs/demo] [--quick] [--fresh]     (tools/demo.sh)
 
-Stages, each through the suite's own command-line tools (their progress streams through):
+Two arms, the same budget: the encoder after FLSL pretraining, and the same encoder at its
+initialisation (the pretraining's starting point, bit for bit). Stages, each through the suite's
+own tools (their progress streams through; the arms run side by side, one process each):
 
 1. data       generated pretraining images, a COCO-format instance set
               (:mod:`benchmarks.synthetic.coco`) and DAVIS-layout videos
               (:mod:`benchmarks.synthetic.davis`); no download
 2. pretrain   tools/pretrain.sh configs/demo/flsl_demo.py (FLSL, tiny ViT)
-3. export     tools/export_backbone.py -> backbones/flsl.safetensors; the same encoder at its
-              initialisation (the pretraining's starting point: same seed, same code) ->
+3. export     tools/export_backbone.py -> backbones/flsl.safetensors, and the initialisation ->
               backbones/random.safetensors
-4. coco       per backbone: tools/dist_train.sh + tools/dist_test.sh with
-              configs/demo/mask_rcnn_vit_tiny_synthetic.py (Mask R-CNN fine-tuning, COCO bbox /
-              segm AP with pycocotools); both backbones get the same budget
-5. davis      per backbone: tools/davis_propagate.py --config configs/demo/davis_vit_tiny_synthetic.py
-              --evaluate (label propagation, J&F)
-6. figures    tools/visualize.py: k-means cluster maps and mean-shift attention maps
-7. table      WORK/results.md and WORK/results.json (the same numbers, read back from the
-              tools' metric files), printed at the end
+4. probe      frozen-encoder probes (:mod:`benchmarks.reproduce.probe`): a linear segmentation
+              probe (several seeds) and patch grouping (no training) on the instance set
+5. coco       Mask R-CNN fine-tuning + COCO evaluation (tools/dist_train.sh + tools/dist_test.sh,
+              configs/demo/mask_rcnn_vit_tiny_synthetic.py), once per fine-tuning seed
+6. davis      tools/davis_propagate.py --evaluate (label propagation, J&F; no training)
+7. figures    tools/visualize.py (both encoders in one figure per image) and the pretraining
+              curves from the pretraining's log.jsonl
+8. table      WORK/results.md (the table, the summary and the figures) and WORK/results.json
+              (every per-seed / per-unit number behind it), printed at the end; figures/results.png
 
-A finished stage is skipped when the demo is run again (``--fresh`` starts over). ``--quick`` is
-a test-sized budget (a few minutes on 2 CPU cores); the default budget is sized to finish in
-about 11 minutes there (under 15 on a busy machine) (docs/reproduce.md states the measured time).
+Every number is reported with its spread (:mod:`benchmarks.reproduce.claims`): the mean and
+standard deviation over seeds where a protocol trains, and for each difference its 95% interval;
+the summary calls a difference a gain or a loss only outside that interval. The commands come
+from :mod:`benchmarks.reproduce.plan` (the same builders as tools/reproduce.py). Every tool runs
+single-threaded with fixed seeds, so the same command on the same machine prints the same table.
+
+A finished step is skipped when the demo is run again (``--fresh`` starts over). ``--quick`` is
+a test-sized budget (a few minutes on 2 CPU cores); the default budget is sized for about
+15 minutes there (docs/reproduce.md states the measured time).
 """
 from __future__ import annotations
-
-from core.errors import FLSLError
 
 import argparse
 import dataclasses
@@ -40,13 +46,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from core.errors import FLSLError, cli_main
+from core.files import write_json_atomic, write_text_atomic
+
+from . import claims
+from .plan import davis_argv, dense_test_argv, dense_train_argv, epoch_options
+
 ROOT = Path(__file__).resolve().parents[2]
 ARMS = ("flsl", "random")
 ARM_LABELS = {"flsl": "FLSL-pretrained", "random": "random init"}
-COCO_KEYS = ("bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75")
-DAVIS_KEYS = ("JF_mean", "J_mean", "F_mean")
-LABELS = {"bbox_AP": "box AP", "bbox_AP50": "box AP50", "bbox_AP75": "box AP75", "segm_AP": "mask AP",
-          "segm_AP50": "mask AP50", "segm_AP75": "mask AP75", "JF_mean": "J&F", "J_mean": "J", "F_mean": "F"}
+
+PRETRAIN_CONFIG = "configs/demo/flsl_demo.py"
+MASK_RCNN_CONFIG = "configs/demo/mask_rcnn_vit_tiny_synthetic.py"
+DAVIS_CONFIG = "configs/demo/davis_vit_tiny_synthetic.py"
 
 
 class DemoError(FLSLError):
@@ -61,6 +73,9 @@ class Budget:
     pretrain_options: tuple          # --cfg-options of configs/demo/flsl_demo.py
     coco: dict                       # benchmarks.synthetic.coco.write_coco arguments
     mask_rcnn_epochs: int
+    mask_rcnn_seeds: tuple           # one fine-tuning run per seed and arm
+    probe_seeds: tuple               # linear probe seeds
+    probe_epochs: int
     davis: dict                      # benchmarks.synthetic.davis.write_davis arguments
     davis_short_side: int            # network input short side for DAVIS frames (pixels)
     figure_images: int = 2
@@ -69,8 +84,11 @@ class Budget:
 DEFAULT = Budget(
     name="default",
     pretrain_options=(),
-    coco=dict(n_train=320, n_val=96, height=128, width=160, seed=0),
-    mask_rcnn_epochs=5,
+    coco=dict(n_train=256, n_val=96, height=128, width=160, seed=0),
+    mask_rcnn_epochs=3,
+    mask_rcnn_seeds=(0, 1, 2),
+    probe_seeds=(0, 1, 2, 3, 4),
+    probe_epochs=20,
     davis=dict(n_sequences=8, frames=(10, 14), size=(128, 224), seed=1),
     davis_short_side=128,
 )
@@ -80,14 +98,44 @@ QUICK = Budget(
                       "train.log_interval=2", "data.num_workers=0"),
     coco=dict(n_train=8, n_val=4, height=96, width=128, seed=0),
     mask_rcnn_epochs=1,
+    mask_rcnn_seeds=(0, 1),
+    probe_seeds=(0, 1),
+    probe_epochs=2,
     davis=dict(n_sequences=2, frames=(4, 5), size=(64, 96), seed=1),
     davis_short_side=64,
     figure_images=1,
 )
 
-PRETRAIN_CONFIG = "configs/demo/flsl_demo.py"
-MASK_RCNN_CONFIG = "configs/demo/mask_rcnn_vit_tiny_synthetic.py"
-DAVIS_CONFIG = "configs/demo/davis_vit_tiny_synthetic.py"
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One row of the table."""
+
+    key: str          # key in results.json
+    label: str        # in the table
+    protocol: str     # key of PROTOCOLS
+    summary: str = "" # name in the summary line (only the headline metric of each protocol)
+
+
+PROTOCOLS = {
+    "mask_rcnn": "Mask R-CNN, fine-tuned",
+    "probe": "linear probe, frozen encoder",
+    "grouping": "patch grouping, frozen encoder",
+    "davis": "DAVIS label propagation",
+}
+METRICS = (
+    Metric("bbox_AP", "box AP", "mask_rcnn", "box AP"),
+    Metric("bbox_AP50", "box AP50", "mask_rcnn"),
+    Metric("bbox_AP75", "box AP75", "mask_rcnn"),
+    Metric("segm_AP", "mask AP", "mask_rcnn", "mask AP"),
+    Metric("segm_AP50", "mask AP50", "mask_rcnn"),
+    Metric("segm_AP75", "mask AP75", "mask_rcnn"),
+    Metric("probe_mIoU", "mIoU", "probe", "linear-probe mIoU"),
+    Metric("grouping_AUC", "same-segment AUC", "grouping", "patch-grouping AUC"),
+    Metric("JF_mean", "J&F", "davis", "DAVIS J&F"),
+    Metric("J_mean", "J", "davis"),
+    Metric("F_mean", "F", "davis"),
+)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -120,7 +168,6 @@ class Progress:
 #: environment of every tool the demo runs (set by :func:`main`: ``--threads``)
 TOOL_ENV: dict = {}
 
-
 _PRINT_LOCK = threading.Lock()
 
 
@@ -146,9 +193,9 @@ def run(argv: list, stage: str, log=print, prefix: str | None = None) -> None:
 
 
 def for_each_arm(fn, jobs: int) -> dict:
-    """``{arm: fn(arm)}``; with ``jobs`` > 1 the arms run side by side (each tool on its own
-    ``--threads`` torch threads), their output lines led by the arm's name. The first failure is
-    raised after every arm has finished."""
+    """``{arm: fn(arm, prefix)}``; with ``jobs`` > 1 the arms run side by side (each tool on its
+    own ``--threads`` torch threads), their output lines led by the arm's name. The first failure
+    is raised after every arm has finished."""
     if jobs <= 1:
         return {arm: fn(arm, None) for arm in ARMS}
     with ThreadPoolExecutor(max_workers=min(jobs, len(ARMS))) as pool:
@@ -164,14 +211,36 @@ def rel(path: Path) -> str:
         return str(Path(path).resolve())
 
 
-def final_epoch_checkpoint(work: Path, epochs: int) -> Path:
-    return work / f"epoch_{epochs}.pth"
+# ----------------------------------------------------------------------------- commands
+def coco_run_dir(work: Path, arm: str, seed: int) -> Path:
+    return work / "runs" / arm / "coco" / f"seed{seed}"
+
+
+def commands(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
+             seed: int) -> dict:
+    """The tool command lines of one arm (fine-tuning and its evaluation for ``seed``, the probe,
+    DAVIS), built by :mod:`benchmarks.reproduce.plan`'s builders."""
+    run_dir = coco_run_dir(work, arm, seed)
+    coco_root = rel(roots["coco"]) + "/"
+    ckpt = run_dir / f"epoch_{budget.mask_rcnn_epochs}.pth"
+    return {
+        "train": dense_train_argv(MASK_RCNN_CONFIG, 1, rel(run_dir), rel(backbone), coco_root, amp=False,
+                                  options=(*epoch_options(MASK_RCNN_CONFIG, budget.mask_rcnn_epochs),
+                                           f"randomness.seed={seed}")),
+        "test": dense_test_argv(MASK_RCNN_CONFIG, rel(ckpt), 1, rel(run_dir / "test"), coco_root),
+        "davis": davis_argv(python, DAVIS_CONFIG, rel(backbone), rel(roots["davis"]),
+                            rel(work / "runs" / arm / "davis"),
+                            options=("--short-side", str(budget.davis_short_side))),
+        "probe": [python, "-m", "benchmarks.reproduce.probe", "--checkpoint", rel(backbone),
+                  "--data-root", rel(roots["coco"]), "--out", rel(work / "runs" / arm / "probe"),
+                  "--seeds", *map(str, budget.probe_seeds), "--epochs", str(budget.probe_epochs)],
+    }
 
 
 # ----------------------------------------------------------------------------- stages
 def make_data(work: Path, budget: Budget) -> dict:
     """Generate the COCO-format set and the DAVIS videos (the pretraining images are written by
-    tools/pretrain_flsl.py from the config's ``data.generate``). Returns the data roots."""
+    the pretraining tool from the config's ``data.generate``). Returns the data roots."""
     from benchmarks.synthetic.coco import write_coco
     from benchmarks.synthetic.davis import write_davis
     data = work / "data"
@@ -187,7 +256,7 @@ def make_data(work: Path, budget: Budget) -> dict:
     return {"pretrain": data / "pretrain", "coco": coco, "davis": davis_root}
 
 
-def pretrain(work: Path, roots: dict, budget: Budget, python: str) -> Path:
+def pretrain(work: Path, roots: dict, budget: Budget) -> Path:
     out = work / "pretrain" / "backbone.safetensors"
     if out.is_file():
         print(f"pretraining already done: {rel(out)}")
@@ -200,10 +269,10 @@ def pretrain(work: Path, roots: dict, budget: Budget, python: str) -> Path:
 def export(work: Path, python: str) -> dict:
     """Export the pretrained teacher and the same encoder at its initialisation."""
     import torch
+    from mmengine.config import Config
 
     from pretrain.checkpoint import export_encoder, safetensors_metadata
     from pretrain.encoder import EncoderSpec, build_encoder
-    from mmengine.config import Config
 
     backbones = work / "backbones"
     flsl, random = backbones / "flsl.safetensors", backbones / "random.safetensors"
@@ -219,98 +288,187 @@ def export(work: Path, python: str) -> dict:
     return {"flsl": flsl, "random": random}
 
 
-def mask_rcnn(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget,
-              prefix: str | None = None) -> Path:
-    """Fine-tune + evaluate; returns the run folder (``test/test_metrics.json`` inside)."""
-    run_dir = work / "runs" / arm / "coco"
-    if (run_dir / "test" / "test_metrics.json").is_file():
-        print(f"{arm}: Mask R-CNN already evaluated ({rel(run_dir / 'test' / 'test_metrics.json')})")
-        return run_dir
-    epochs = budget.mask_rcnn_epochs
-    data_root = rel(roots["coco"]) + "/"
-    ckpt = final_epoch_checkpoint(run_dir, epochs)
-    if not ckpt.is_file():
-        run(["bash", "tools/dist_train.sh", MASK_RCNN_CONFIG, "1", "--work-dir", rel(run_dir), "--resume",
-             "--cfg-options", f"model.backbone.init_cfg.checkpoint={rel(backbone)}", f"data_root={data_root}",
-             f"train_cfg.max_epochs={epochs}",
-             f"default_hooks.checkpoint.interval={epochs}",
-             f"param_scheduler.1.end={epochs}", f"param_scheduler.1.milestones=[{max(epochs - 1, 1)}]"],
-            f"coco/{arm}", prefix=prefix)
-    run(["bash", "tools/dist_test.sh", MASK_RCNN_CONFIG, rel(ckpt), "1", "--work-dir", rel(run_dir / "test"),
-         "--cfg-options", f"data_root={data_root}"], f"coco/{arm}", prefix=prefix)
-    return run_dir
+def probe(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
+          prefix: str | None = None) -> None:
+    from .probe import read_results
+    done = read_results(work / "runs" / arm / "probe")
+    if done is not None and [r["seed"] for r in done["linear"]] == list(budget.probe_seeds) \
+            and done["settings"]["epochs"] == budget.probe_epochs:
+        print(f"{arm}: probes already done ({rel(work / 'runs' / arm / 'probe')})")
+        return
+    run(commands(work, arm, backbone, roots, budget, python, 0)["probe"], f"probe/{arm}", prefix=prefix)
+
+
+def mask_rcnn(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
+              prefix: str | None = None) -> None:
+    """Fine-tune + evaluate once per seed (``runs/<arm>/coco/seed<s>/test/test_metrics.json``)."""
+    for seed in budget.mask_rcnn_seeds:
+        run_dir = coco_run_dir(work, arm, seed)
+        if (run_dir / "test" / "test_metrics.json").is_file():
+            print(f"{arm}: Mask R-CNN seed {seed} already evaluated")
+            continue
+        cmd = commands(work, arm, backbone, roots, budget, python, seed)
+        if not (run_dir / f"epoch_{budget.mask_rcnn_epochs}.pth").is_file():
+            run(cmd["train"], f"coco/{arm}/seed{seed}", prefix=prefix)
+        run(cmd["test"], f"coco/{arm}/seed{seed}", prefix=prefix)
 
 
 def davis(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
-          prefix: str | None = None) -> Path:
-    """Label propagation + J&F; returns the run folder (``davis/davis_results.json`` inside)."""
-    run_dir = work / "runs" / arm
-    out = run_dir / "davis"
+          prefix: str | None = None) -> None:
+    """Label propagation + J&F (``runs/<arm>/davis/davis_results.json``)."""
+    out = work / "runs" / arm / "davis"
     if (out / "davis_results.json").is_file():
         print(f"{arm}: DAVIS already evaluated ({rel(out / 'davis_results.json')})")
-        return run_dir
-    run([python, "tools/davis_propagate.py", "--config", DAVIS_CONFIG, "--checkpoint", rel(backbone),
-         "--data-root", rel(roots["davis"]), "--out", rel(out), "--evaluate",
-         "--short-side", str(budget.davis_short_side)], f"davis/{arm}", prefix=prefix)
-    return run_dir
+        return
+    run(commands(work, arm, backbone, roots, budget, python, 0)["davis"], f"davis/{arm}", prefix=prefix)
 
 
-def figures(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
-            prefix: str | None = None) -> list:
+def figures(work: Path, backbones: dict, roots: dict, budget: Budget, python: str) -> list:
+    """One figure per image with both encoders (tools/visualize.py) and the pretraining curves."""
+    from .figures import pretraining_figure, read_log, save_figure
     images = sorted((Path(roots["coco"]) / "val").glob("*.jpg"))[:budget.figure_images]
-    out = work / "figures" / arm
-    run([python, "tools/visualize.py", rel(backbone), *[rel(i) for i in images], "--out", rel(out),
-         "--size", str(budget.coco["height"]), "--k", "6"], f"figures/{arm}", prefix=prefix)
-    return sorted(out.glob("*_summary.png"))
+    out = work / "figures"
+    run([python, "tools/visualize.py", rel(backbones["flsl"]), *[rel(i) for i in images], "--out", rel(out),
+         "--compare", rel(backbones["random"]), "--labels", ARM_LABELS["flsl"], ARM_LABELS["random"],
+         "--size", str(budget.coco["height"]), "--k", "6"], "figures")
+    records = {r["iteration"]: r for r in read_log(work / "pretrain" / "log.jsonl")}   # a resumed run repeats some
+    curves = save_figure(pretraining_figure([records[i] for i in sorted(records)],
+                                            f"FLSL pretraining of the demo ({PRETRAIN_CONFIG}): loss and its "
+                                            "three parts"), out / "pretraining.png")
+    return [curves, *[out / f"{i.stem}_summary.png" for i in images]]
 
 
-# ----------------------------------------------------------------------------- table
-def collect_results(work: Path) -> dict:
-    """``{arm: {metric key: percent}}`` read back from the tools' metric files."""
-    from benchmarks.reproduce.collect import collect
+# ----------------------------------------------------------------------------- results
+def collect_results(work: Path, budget: Budget) -> dict:
+    """Every number behind the table, read back from the tools' result files:
+    ``{arm: {"mask_rcnn": {seed: {key: percent}}, "probe": {seed: mIoU}, "grouping": {image: AUC},
+    "davis": {object: {"J": .., "F": ..}}}}``."""
+    from .collect import collect
+    from .probe import read_results
     out = {}
     for arm in ARMS:
-        coco = collect("coco", work / "runs" / arm / "coco") or {}
-        dav = collect("davis", work / "runs" / arm) or {}
-        both = {**coco, **dav}
-        out[arm] = {k: None if both.get(k) is None else round(both[k], 4) for k in COCO_KEYS + DAVIS_KEYS}
+        runs = work / "runs" / arm
+        coco = {}
+        for seed in budget.mask_rcnn_seeds:
+            got = collect("coco", coco_run_dir(work, arm, seed))
+            if got is None:
+                raise DemoError(f"{rel(coco_run_dir(work, arm, seed))}: no Mask R-CNN result")
+            coco[seed] = got
+        pr = read_results(runs / "probe")
+        if pr is None:
+            raise DemoError(f"{rel(runs / 'probe')}: no probe result")
+        path = runs / "davis" / "davis_results.json"
+        if not path.is_file():
+            raise DemoError(f"{rel(path)}: no DAVIS result")
+        per_object = json.loads(path.read_text())["per_object"]
+        out[arm] = {"mask_rcnn": coco,
+                    "probe": {r["seed"]: r["mIoU"] for r in pr["linear"]},
+                    "grouping": pr["grouping"],
+                    "davis": {o: {"J": 100 * v["J-Mean"], "F": 100 * v["F-Mean"]} for o, v in per_object.items()}}
     return out
 
 
-def results_markdown(results: dict, budget: Budget, wall: float | None = None) -> str:
-    keys = COCO_KEYS + DAVIS_KEYS
+def compare(results: dict) -> dict:
+    """``{metric key: claims.Comparison}`` for every metric of :data:`METRICS` that has numbers."""
+    a, b = results["flsl"], results["random"]
+    out = {}
+    for m in METRICS:
+        if m.protocol == "mask_rcnn":
+            va = [r[m.key] for r in a["mask_rcnn"].values() if r.get(m.key) is not None]
+            vb = [r[m.key] for r in b["mask_rcnn"].values() if r.get(m.key) is not None]
+            if va and vb:
+                out[m.key] = claims.compare_runs(va, vb)
+        elif m.protocol == "probe":
+            out[m.key] = claims.compare_runs(list(a["probe"].values()), list(b["probe"].values()))
+        elif m.protocol == "grouping":
+            both = [k for k in a["grouping"] if a["grouping"][k] is not None and b["grouping"].get(k) is not None]
+            out[m.key] = claims.compare_paired([a["grouping"][k] for k in both], [b["grouping"][k] for k in both],
+                                               unit="images")
+        else:
+            objects = sorted(set(a["davis"]) & set(b["davis"]))
+            part = {"JF_mean": lambda o: (o["J"] + o["F"]) / 2, "J_mean": lambda o: o["J"],
+                    "F_mean": lambda o: o["F"]}[m.key]
+            out[m.key] = claims.compare_paired([part(a["davis"][o]) for o in objects],
+                                               [part(b["davis"][o]) for o in objects], unit="objects")
+    return out
 
-    def f(v, signed=False):
-        return "-" if v is None else (f"{v:+.1f}" if signed else f"{v:.1f}")
 
-    lines = ["# FLSL demo: pretrained vs randomly initialised backbone", "",
-             f"Budget `{budget.name}`; generated data; percent. Mask R-CNN on the generated instance set "
-             f"({budget.coco['n_train']} train / {budget.coco['n_val']} val images, "
-             f"{budget.mask_rcnn_epochs} epochs, same for both); DAVIS-style label propagation on "
-             f"{budget.davis['n_sequences']} generated videos.", "",
-             "| backbone | " + " | ".join(LABELS[k] for k in keys) + " |",
-             "|---|" + "---|" * len(keys)]
-    for arm in ARMS:
-        lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(f(results[arm].get(k)) for k in keys) + " |")
-    diffs = [None if results["flsl"].get(k) is None or results["random"].get(k) is None
-             else results["flsl"][k] - results["random"][k] for k in keys]
-    lines.append("| difference | " + " | ".join(f(d, signed=True) for d in diffs) + " |")
-    if wall is not None:
-        lines += ["", f"Wall time {wall / 60:.1f} min."]
-    return "\n".join(lines) + "\n"
+def summary(comparisons: dict) -> str:
+    """The summary line: the headline metric of each protocol, in table order."""
+    return claims.summary_line({m.summary: comparisons[m.key] for m in METRICS
+                                if m.summary and m.key in comparisons})
 
 
-def write_results(work: Path, results: dict, budget: Budget, times: dict, wall: float, figs: list) -> Path:
-    doc = {"budget": dataclasses.asdict(budget), "results": results,
-           "difference": {k: (None if results["flsl"].get(k) is None or results["random"].get(k) is None
-                              else round(results["flsl"][k] - results["random"][k], 4))
-                          for k in COCO_KEYS + DAVIS_KEYS},
-           "sources": {arm: {"coco": rel(work / "runs" / arm / "coco" / "test" / "test_metrics.json"),
-                             "davis": rel(work / "runs" / arm / "davis" / "davis_results.json")} for arm in ARMS},
+def _arm_cell(c: claims.Comparison, arm: str) -> str:
+    e = c.a if arm == "flsl" else c.b
+    if c.paired or e.sd is None:
+        return f"{e.mean:.1f}"
+    return f"{e.mean:.1f} ± {e.sd:.1f}"
+
+
+def _verdict_cell(v: str) -> str:
+    return f"**{v}**" if v in (claims.GAIN, claims.LOSS) else v
+
+
+def results_markdown(comparisons: dict, budget: Budget, figure_paths: list, work: Path) -> str:
+    """results.md: the table, the summary line, how to read them, and the figures. Nothing in it
+    depends on the wall clock: the same run prints the same text."""
+    b = budget
+    lines = ["# FLSL demo: pretrained vs randomly initialised encoder", "",
+             f"Budget `{b.name}`, generated data, percent. Both encoders get the same budget: "
+             f"Mask R-CNN fine-tuned on {b.coco['n_train']} train images for {b.mask_rcnn_epochs} epoch(s) "
+             f"and evaluated on {b.coco['n_val']} val images, once per fine-tuning seed "
+             f"({', '.join(map(str, b.mask_rcnn_seeds))}); a linear segmentation probe on the frozen encoder "
+             f"(seeds {', '.join(map(str, b.probe_seeds))}) and patch grouping (no training) on the same "
+             f"images; DAVIS-style label propagation on {b.davis['n_sequences']} generated videos.", "",
+             "| protocol | metric | " + " | ".join(ARM_LABELS[a] for a in ARMS)
+             + " | difference (95% interval) | spread over | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for m in METRICS:
+        c = comparisons.get(m.key)
+        if c is None:
+            lines.append(f"| {PROTOCOLS[m.protocol]} | {m.label} | - | - | - | - | no result |")
+            continue
+        lines.append(f"| {PROTOCOLS[m.protocol]} | {m.label} | {_arm_cell(c, 'flsl')} | {_arm_cell(c, 'random')} "
+                     f"| {claims.format_difference(c)} | {c.over} | {_verdict_cell(c.verdict)} |")
+    lines += ["", f"**Summary.** {summary(comparisons)}", "",
+              "How to read it: where a protocol trains (fine-tuning, probe), an arm's cell is the mean "
+              "± the standard deviation over its seeds; patch grouping and DAVIS propagation train "
+              "nothing and repeat their numbers exactly, so their cells are single numbers and their "
+              "difference's interval is over the evaluation units (images, objects), paired. The "
+              "difference is FLSL minus random init ± the half-width of its 95% confidence interval "
+              "(Welch's t over seeds; paired t over units). A difference is called a gain or a loss only "
+              "when it lies outside its interval (and is at least 0.05); otherwise: no difference shown. "
+              "The 95% level holds for each row separately: among many rows without a true difference, "
+              "about one in twenty would still be marked.", ""]
+    if figure_paths:
+        lines += ["## Figures", ""]
+        for p in figure_paths:
+            try:
+                shown = Path(p).resolve().relative_to(work.resolve())
+            except ValueError:
+                shown = Path(p)
+            lines += [f"![{Path(p).stem}]({shown.as_posix()})", ""]
+    return "\n".join(lines)
+
+
+def write_results(work: Path, results: dict, comparisons: dict, budget: Budget, times: dict, wall: float,
+                  figs: list) -> Path:
+    from .figures import results_figure, save_figure
+    chart = save_figure(results_figure([(f"{PROTOCOLS[m.protocol].split(',')[0]}: {m.label}", comparisons[m.key])
+                                        for m in METRICS if m.key in comparisons],
+                                       "FLSL demo: each arm (left) and their difference (right)"),
+                        work / "figures" / "results.png")
+    figs = [chart, *figs]
+    doc = {"budget": dataclasses.asdict(budget),
+           "comparisons": {k: c.as_dict() for k, c in comparisons.items()},
+           "summary": summary(comparisons),
+           "results": {arm: {p: {str(k): v for k, v in d.items()} for p, d in r.items()}
+                       for arm, r in results.items()},
            "stage_seconds": times, "wall_seconds": round(wall, 1), "figures": [rel(p) for p in figs]}
-    (work / "results.json").write_text(json.dumps(doc, indent=1, default=list) + "\n")
+    write_json_atomic(doc, work / "results.json", indent=1)
     md = work / "results.md"
-    md.write_text(results_markdown(results, budget, wall))
+    write_text_atomic(results_markdown(comparisons, budget, figs, work), md)
     return md
 
 
@@ -320,15 +478,14 @@ def parse_args(argv=None):
     p.add_argument("--work-dir", default=None, help="output folder (default work_dirs/demo, quick: work_dirs/demo_quick)")
     p.add_argument("--quick", action="store_true", help="test-sized budget (a few minutes)")
     p.add_argument("--fresh", action="store_true", help="delete the work dir first")
-    p.add_argument("--no-figures", action="store_true", help="skip the figures")
+    p.add_argument("--no-figures", action="store_true", help="skip the encoder figures (the results chart is drawn)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per tool (default 1: on a 2-core machine, intra-op threads "
                         "competing with the data workers and other processes make every step "
-                        "several times slower)")
+                        "several times slower; one thread also keeps the sums in one order)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                   help="backbones (arms) processed side by side in the fine-tuning, DAVIS and figure "
-                        "stages (default: 2 where the machine has 2 or more cores, each tool on "
-                        "--threads threads)")
+                   help="arms processed side by side in the probe, fine-tuning and DAVIS stages "
+                        "(default: 2 where the machine has 2 or more cores, each tool on --threads threads)")
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be at least 1")
@@ -348,35 +505,32 @@ def main(argv=None) -> int:
     if args.fresh and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    prog = Progress(7)
-    try:
-        prog.stage("data", "generating data (pretraining images are written by the pretraining tool)")
-        roots = make_data(work, budget)
-        prog.stage("pretrain", f"FLSL pretraining ({PRETRAIN_CONFIG})")
-        pretrain(work, roots, budget, python)
-        prog.stage("export", "exporting the pretrained teacher encoder and the initialisation")
-        backbones = export(work, python)
-        prog.stage("coco", f"Mask R-CNN fine-tuning + COCO evaluation ({MASK_RCNN_CONFIG}), both backbones")
-        for_each_arm(lambda arm, prefix: mask_rcnn(work, arm, backbones[arm], roots, budget, prefix), args.jobs)
-        prog.stage("davis", "DAVIS-style label propagation + J&F, both backbones")
-        for_each_arm(lambda arm, prefix: davis(work, arm, backbones[arm], roots, budget, python, prefix),
-                     args.jobs)
-        prog.stage("figures", "k-means cluster maps and mean-shift attention maps")
-        figs = sorted((work / "figures").glob("*/*_summary.png")) if args.no_figures \
-            else [f for arm_figs in for_each_arm(
-                lambda arm, prefix: figures(work, arm, backbones[arm], roots, budget, python, prefix),
-                args.jobs).values() for f in arm_figs]
-        prog.stage("table", "table")
-        results = collect_results(work)
-        prog.finish()
-        md = write_results(work, results, budget, prog.times, prog.elapsed(), figs)
-    except DemoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    prog = Progress(8)
+    prog.stage("data", "generating data (pretraining images are written by the pretraining tool)")
+    roots = make_data(work, budget)
+    prog.stage("pretrain", f"FLSL pretraining ({PRETRAIN_CONFIG})")
+    pretrain(work, roots, budget)
+    prog.stage("export", "exporting the pretrained teacher encoder and the initialisation")
+    backbones = export(work, python)
+    prog.stage("probe", "frozen-encoder probes: linear segmentation (seeds) and patch grouping, both encoders")
+    for_each_arm(lambda arm, prefix: probe(work, arm, backbones[arm], roots, budget, python, prefix), args.jobs)
+    prog.stage("coco", f"Mask R-CNN fine-tuning + COCO evaluation ({MASK_RCNN_CONFIG}), "
+                       f"{len(budget.mask_rcnn_seeds)} seeds, both encoders")
+    for_each_arm(lambda arm, prefix: mask_rcnn(work, arm, backbones[arm], roots, budget, python, prefix), args.jobs)
+    prog.stage("davis", "DAVIS-style label propagation + J&F, both encoders")
+    for_each_arm(lambda arm, prefix: davis(work, arm, backbones[arm], roots, budget, python, prefix), args.jobs)
+    prog.stage("figures", "figures: cluster and attention maps of both encoders, pretraining curves")
+    figs = [] if args.no_figures else figures(work, backbones, roots, budget, python)
+    prog.stage("table", "table")
+    results = collect_results(work, budget)
+    comparisons = compare(results)
+    prog.finish()
+    md = write_results(work, results, comparisons, budget, prog.times, prog.elapsed(), figs)
     print("\n" + md.read_text())
-    print(f"wrote {rel(md)} and {rel(work / 'results.json')}; figures under {rel(work / 'figures')}")
+    print(f"wall time {prog.elapsed() / 60:.1f} min; wrote {rel(md)} and {rel(work / 'results.json')}; "
+          f"figures under {rel(work / 'figures')}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(main))

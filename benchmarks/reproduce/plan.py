@@ -39,7 +39,7 @@ DEFAULT_DATA_ROOT = "data"
 class Step:
     """One command. ``output`` exists once the step is done; ``inputs`` must exist before it runs."""
 
-    kind: str                  # "pretrain" | "train" | "test" | "davis"
+    kind: str                  # "pretrain" | "convert" | "train" | "test" | "davis"
     label: str                 # what it makes, e.g. "coco/flsl_vits16: Mask R-CNN fine-tuning"
     argv: list
     output: Path
@@ -185,30 +185,100 @@ def row_dir(opts: Options, table: str, row: str) -> Path:
     return Path(opts.work_root) / table / row
 
 
+# ----------------------------------------------------------------------------- command lines
+# The one place that spells the downstream tools' command lines: tools/reproduce.py (through
+# row_steps) and the demo (benchmarks/reproduce/demo.py) both call these.
+def dense_train_argv(config: str, gpus: int, work_dir, backbone, data_root, amp: bool = True,
+               options: tuple = ()) -> list[str]:
+    """``tools/dist_train.sh CONFIG GPUS --work-dir WD [--amp] --resume --cfg-options
+    model.backbone.init_cfg.checkpoint=BACKBONE data_root=ROOT [*options]``."""
+    return ["tools/dist_train.sh", str(config), str(gpus), "--work-dir", str(work_dir),
+            *(["--amp"] if amp else []), "--resume", "--cfg-options",
+            f"model.backbone.init_cfg.checkpoint={backbone}", f"data_root={data_root}", *options]
+
+
+def dense_test_argv(config: str, checkpoint, gpus: int, work_dir, data_root, options: tuple = ()) -> list[str]:
+    """``tools/dist_test.sh CONFIG CHECKPOINT GPUS --work-dir WD --cfg-options data_root=ROOT``;
+    the metrics land in ``WD/test_metrics.json``."""
+    return ["tools/dist_test.sh", str(config), str(checkpoint), str(gpus), "--work-dir", str(work_dir),
+            "--cfg-options", f"data_root={data_root}", *options]
+
+
+def davis_argv(python: str, config: str, backbone, data_root, out, options: tuple = ()) -> list[str]:
+    """``PYTHON tools/davis_propagate.py --config CONFIG --checkpoint BACKBONE --data-root ROOT
+    --out OUT --evaluate [*options]``; the metrics land in ``OUT/davis_results.json``."""
+    return [str(python), "tools/davis_propagate.py", "--config", str(config), "--checkpoint", str(backbone),
+            "--data-root", str(data_root), "--out", str(out), "--evaluate", *options]
+
+
+def uavdt_convert_argv(python: str, data_root, every: int) -> list[str]:
+    """``PYTHON tools/uavdt2coco.py --data-root ROOT --out ROOT/annotations --every K``: the COCO
+    files the UAVDT configs read (``annotations/uavdt_{train,test}.json`` under their data root)."""
+    return [str(python), "tools/uavdt2coco.py", "--data-root", str(data_root),
+            "--out", str(Path(data_root) / "annotations"), "--every", str(int(every))]
+
+
+def epoch_options(config: str, epochs: int) -> list[str]:
+    """``--cfg-options`` entries that set ``config``'s epoch-based training to ``epochs`` epochs:
+    the loop (``train_cfg.max_epochs``), the checkpoint interval (the last epoch is saved) and
+    every by-epoch learning-rate scheduler, found by its ``type`` (never by a fixed list
+    position): its ``end`` becomes ``epochs`` and its milestones keep their distance from the
+    end (at least 1). Two by-epoch schedulers of one type are refused as ambiguous."""
+    from mmengine.config import Config
+    path = _abs(config)
+    if not path.is_file():
+        raise ReproduceError(f"config not found: {config}")
+    cfg = Config.fromfile(str(path), import_custom_modules=False)
+    loop = cfg.get("train_cfg") or {}
+    if "max_epochs" not in loop:
+        raise ReproduceError(f"{config}: train_cfg has no max_epochs (not an epoch-based schedule)")
+    old_end = int(loop["max_epochs"])
+    out = [f"train_cfg.max_epochs={epochs}", f"default_hooks.checkpoint.interval={epochs}"]
+    schedulers = cfg.get("param_scheduler") or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    types = [s.get("type") for s in schedulers]
+    for sched in schedulers:
+        if not sched.get("by_epoch", True):
+            continue
+        kind = sched["type"]
+        if types.count(kind) > 1:
+            raise ReproduceError(f"{config}: param_scheduler has {types.count(kind)} schedulers of type "
+                                 f"{kind!r}; cannot tell which one to change")
+        i = types.index(kind)
+        out.append(f"param_scheduler.{i}.end={epochs}")
+        if "milestones" in sched:
+            kept = [max(1, int(m) - old_end + epochs) for m in sched["milestones"]]
+            out.append(f"param_scheduler.{i}.milestones=[{','.join(str(m) for m in kept)}]")
+    return out
+
+
 def row_steps(table: Table, row: str, opts: Options) -> tuple[list[Step], str]:
-    """Steps of one row (pretraining first when needed) and its backbone file."""
+    """Steps of one row (pretraining first when needed; UAVDT: the annotation conversion) and
+    its backbone file."""
     recipe = table.recipes[row]
     ckpt, pre = backbone_of(row, recipe, opts)
     steps = [pre] if pre else []
     wd = row_dir(opts, table.name, row)
     where = f"{table.name}/{row}"
-    gpus = str(opts.gpus)
     if recipe.benchmark in DENSE:
         root = opts.data_roots[recipe.benchmark]
+        if recipe.benchmark == "uavdt":
+            every = recipe.convert_every
+            steps.append(Step("convert", f"uavdt: COCO annotations of the release (--every {every} on the "
+                                         "train split; the test split is always complete)",
+                              uavdt_convert_argv(opts.python, root, every),
+                              Path(root) / "annotations" / "uavdt_train.json"))
         final = wd / final_checkpoint_name(recipe.config)
         steps.append(Step("train", f"{where}: fine-tuning ({recipe.config})",
-                          ["tools/dist_train.sh", recipe.config, gpus, "--work-dir", str(wd), "--amp", "--resume",
-                           "--cfg-options", f"model.backbone.init_cfg.checkpoint={ckpt}", f"data_root={root}"],
-                          final, inputs=(ckpt,)))
+                          dense_train_argv(recipe.config, opts.gpus, wd, ckpt, root), final, inputs=(ckpt,)))
         steps.append(Step("test", f"{where}: evaluation of {final.name}",
-                          ["tools/dist_test.sh", recipe.config, str(final), gpus, "--work-dir", str(wd / "test"),
-                           "--cfg-options", f"data_root={root}"],
+                          dense_test_argv(recipe.config, final, opts.gpus, wd / "test", root),
                           wd / "test" / "test_metrics.json", inputs=(str(final),)))
     else:  # DAVIS label propagation: no training
         out = wd / "davis"
         steps.append(Step("davis", f"{where}: DAVIS 2017 label propagation + J&F",
-                          [opts.python, "tools/davis_propagate.py", "--config", recipe.config, "--checkpoint", ckpt,
-                           "--data-root", opts.data_roots["davis"], "--out", str(out), "--evaluate"],
+                          davis_argv(opts.python, recipe.config, ckpt, opts.data_roots["davis"], out),
                           out / "davis_results.json", inputs=(ckpt,)))
     return steps, ckpt
 
@@ -240,4 +310,5 @@ def plan(table: Table, opts: Options) -> list[Step]:
 
 
 __all__ = ["REPO", "DATA_LAYOUT", "DEFAULT_DATA_ROOT", "Step", "Options", "display_path", "data_roots",
-           "checkpoint_overrides", "final_checkpoint_name", "backbone_of", "row_dir", "row_steps", "plan"]
+           "checkpoint_overrides", "final_checkpoint_name", "backbone_of", "row_dir", "dense_train_argv", "dense_test_argv",
+           "davis_argv", "uavdt_convert_argv", "epoch_options", "row_steps", "plan"]

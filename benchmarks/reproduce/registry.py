@@ -40,6 +40,7 @@ class Recipe:
     pretraining: Pretraining | None = None   # our FLSL run, or
     release: str | None = None               # a released checkpoint (documented path)
     arch: str = "vit_small_patch16_224"      # the backbone the row needs (patch size checked)
+    convert_every: int = 1                   # UAVDT: tools/uavdt2coco.py --every (train frames kept)
 
     def __post_init__(self):
         if (self.pretraining is None) == (self.release is None):

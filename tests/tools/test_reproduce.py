@@ -96,6 +96,7 @@ def test_dry_run_prints_runnable_commands(name, tmp_path):
     docs = _documented_paths()
     t = table(name)
     made = {}      # backbone files the pretraining commands make
+    converted = False
     trained = {}   # work dir -> config of dist_train
     for argv in cmds:
         tool = argv[1] if argv[0].startswith("GPUS=") else argv[0]
@@ -134,6 +135,14 @@ def test_dry_run_prints_runnable_commands(name, tmp_path):
                 else ckpt.name == f"iter_{cfg.train_cfg.max_iters}.pth"
             assert Path(_opt(argv, "--work-dir")) == ckpt.parent / "test"
             assert _cfg_options(argv)["data_root"] == cfg.data_root
+        elif "tools/uavdt2coco.py" in argv:
+            # the conversion runs before the UAVDT training, with its --every recorded, and
+            # writes where the configs read their annotations
+            assert name == "uavdt" and not trained
+            assert _opt(argv, "--every") == "1"
+            assert _opt(argv, "--data-root") == "data/uavdt/"
+            assert _opt(argv, "--out") == "data/uavdt/annotations"
+            converted = True
         else:
             assert argv[0].endswith("python") and argv[1] == "tools/davis_propagate.py"
             assert (ROOT / "tools/davis_propagate.py").is_file()
@@ -143,6 +152,8 @@ def test_dry_run_prints_runnable_commands(name, tmp_path):
             ckpt = _opt(argv, "--checkpoint")
             assert ckpt in made or ckpt in docs
             assert Path(_opt(argv, "--out")).parent.parent == work / name
+    assert converted == (name == "uavdt")                 # once, shared by the UAVDT rows
+    assert sum("tools/uavdt2coco.py" in a for a in cmds) == (name == "uavdt")
     # each row of the table is measured exactly once
     n_runs = sum(1 for a in cmds if a[0] in ("tools/dist_train.sh",) or "tools/davis_propagate.py" in a)
     assert n_runs == len(t.recipes)
@@ -169,7 +180,7 @@ def test_dry_run_with_checkpoint_skips_pretraining_and_marks_finished_steps(tmp_
     final.parent.mkdir(parents=True)
     final.write_bytes(b"")
     proc = reproduce("uavdt", "--dry-run", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt)
-    assert "# [1/4] done: uavdt/flsl_vits16" in proc.stdout
+    assert "# [2/5] done: uavdt/flsl_vits16" in proc.stdout
     assert not any(c[0] == "tools/dist_train.sh" and str(final.parent) in c for c in _commands(proc.stdout))
 
 
@@ -334,3 +345,64 @@ def test_run_stops_at_a_missing_released_checkpoint(tmp_path):
     proc = reproduce("davis", "--work-root", tmp_path, "--rows", "dino_vits16", "--gpus", 1)
     assert proc.returncode == 2
     assert "checkpoints/dino_deitsmall16_pretrain.pth" in proc.stderr and "docs/reproduce.md" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ schedule edits
+def _apply_options(config: Path, options: list[str]):
+    """The config as the tools see it after ``--cfg-options *options`` (MMEngine's DictAction)."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+    p = argparse.ArgumentParser()
+    p.add_argument("--cfg-options", nargs="+", action=DictAction)
+    cfg = Config.fromfile(str(config), import_custom_modules=False)
+    cfg.merge_from_dict(p.parse_args(["--cfg-options", *options]).cfg_options)
+    return cfg
+
+
+def test_epoch_options_edit_schedulers_by_type_not_position(tmp_path):
+    from benchmarks.reproduce.plan import epoch_options
+    demo = ROOT / "configs/demo/mask_rcnn_vit_tiny_synthetic.py"
+    cfg = _apply_options(demo, epoch_options(str(demo), 3))
+    assert cfg.train_cfg.max_epochs == 3 and cfg.default_hooks.checkpoint.interval == 3
+    multistep = next(s for s in cfg.param_scheduler if s.type == "MultiStepLR")
+    assert multistep.end == 3 and multistep.milestones == [2]       # the decay keeps its last-epoch place
+    warmup = next(s for s in cfg.param_scheduler if s.type == "LinearLR")
+    assert warmup.end == 20 and not warmup.by_epoch                 # by-iteration warm-up untouched
+    # the same schedule listed in the other order: the options follow the type
+    swapped = tmp_path / "swapped.py"
+    swapped.write_text(f"_base_ = [{str(demo)!r}]\n"
+                       "param_scheduler = [dict(type='MultiStepLR', begin=0, end=5, by_epoch=True, milestones=[4], "
+                       "gamma=0.1), dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20)]\n")
+    opts = epoch_options(str(swapped), 1)
+    assert "param_scheduler.0.end=1" in opts and "param_scheduler.0.milestones=[1]" in opts
+    cfg = _apply_options(swapped, opts)
+    assert cfg.param_scheduler[0].end == 1 and cfg.param_scheduler[1].end == 20
+    ambiguous = tmp_path / "ambiguous.py"
+    ambiguous.write_text(f"_base_ = [{str(demo)!r}]\n"
+                         "param_scheduler = [dict(type='MultiStepLR', end=5, milestones=[2]), "
+                         "dict(type='MultiStepLR', end=5, milestones=[4])]\n")
+    with pytest.raises(ReproduceError, match="2 schedulers of type 'MultiStepLR'"):
+        epoch_options(str(ambiguous), 2)
+
+
+def test_the_demo_builds_its_commands_with_the_plans_builders():
+    """One place spells the fine-tuning, evaluation and DAVIS commands: the demo's are the
+    builders' output, and its options set what they mean to in the config the tools load."""
+    from benchmarks.reproduce import demo
+    from benchmarks.reproduce.plan import davis_argv, dense_test_argv, dense_train_argv, epoch_options
+    roots = {"coco": ROOT / "x" / "coco", "davis": ROOT / "x" / "davis"}
+    cmds = demo.commands(ROOT / "w", "flsl", ROOT / "w" / "b.safetensors", roots, demo.DEFAULT, "py", seed=2)
+    epochs = demo.DEFAULT.mask_rcnn_epochs
+    options = (*epoch_options(demo.MASK_RCNN_CONFIG, epochs), "randomness.seed=2")
+    assert cmds["train"] == dense_train_argv(demo.MASK_RCNN_CONFIG, 1, "w/runs/flsl/coco/seed2", "w/b.safetensors",
+                                             "x/coco/", amp=False, options=options)
+    assert cmds["test"] == dense_test_argv(demo.MASK_RCNN_CONFIG, f"w/runs/flsl/coco/seed2/epoch_{epochs}.pth", 1,
+                                           "w/runs/flsl/coco/seed2/test", "x/coco/")
+    assert cmds["davis"] == davis_argv("py", demo.DAVIS_CONFIG, "w/b.safetensors", "x/davis", "w/runs/flsl/davis",
+                                       options=("--short-side", str(demo.DEFAULT.davis_short_side)))
+    i = cmds["train"].index("--cfg-options")
+    cfg = _apply_options(ROOT / demo.MASK_RCNN_CONFIG, cmds["train"][i + 1:])
+    assert cfg.train_cfg.max_epochs == epochs and cfg.randomness.seed == 2 and cfg.data_root == "x/coco/"
+    assert cfg.model.backbone.init_cfg.checkpoint == "w/b.safetensors"
+    assert next(s for s in cfg.param_scheduler if s.type == "MultiStepLR").milestones == [epochs - 1]
