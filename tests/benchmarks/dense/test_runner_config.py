@@ -38,7 +38,7 @@ def test_data_root_override_reaches_every_dataset_path(path, repo_root):
 
 
 def test_config_errors_name_the_file(tmp_path, repo_root):
-    with pytest.raises(ConfigError, match=f"config not found: {tmp_path / 'nope.py'}"):
+    with pytest.raises(ConfigError, match=f"{tmp_path / 'nope.py'}: config file not found"):
         load_config(tmp_path / "nope.py")
     bad = tmp_path / "bad.py"
     bad.write_text("model = dict(\n")
