@@ -7,6 +7,9 @@
 # 0.2 / sqrt(384); fp16 autocast with a GradScaler (--use_fp16 True), see train.amp below.
 model = dict(
     arch="vit_small_patch16_224",   # timm name; no class token, fixed sin-cos positions (224/16 grid)
+    # Local crops (96 px, 6x6 tokens) resize the 14x14 table by the authors' rule: bicubic with
+    # scale factor (g + 0.1) / 14, no antialiasing (pretrain/encoder.py POSITION_RULES["dino"]);
+    # timm's antialiased size-based resampling differs from it by 4.9% (relative) on that grid.
     arch_kwargs=dict(),              # timm overrides (depth, img_size, ...)
     drop_path_rate=0.1,              # student only; the teacher has none
     out_dim=4096,                    # K
