@@ -155,6 +155,8 @@ SCHEMA = {
     "train.log_interval": integer(1),
     "train.checkpoint_interval": integer(1),
     "train.device": choice("auto", "cpu", "cuda"),
+    "train.compile": choice(None, "blocks", "model"),
+    "train.compile_mode": choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
 }
 
 #: entries without which nothing can be built (the others have defaults in the trainer)

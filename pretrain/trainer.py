@@ -27,10 +27,11 @@ from .checkpoint import CheckpointError, export_encoder, load_safely, save_atomi
 from .config_check import check_config
 from .data import DataError, PretrainImages, ResumableSampler, sample_seed
 from .encoder import EncoderSpec
+from .flops import peak_flops, train_step_flops
 from .loss import FLSLLoss
 from .model import FLSLNet
 from .schedules import cosine_schedule, linear_warmup_constant
-from .views import MultiCropViews, ViewConfig
+from .views import MultiCropViews, ViewConfig, photometric_on_device
 
 log = logging.getLogger("flsl")
 
@@ -97,6 +98,28 @@ def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, momentum: flo
     torch._foreach_lerp_(t_params, s_params, 1.0 - momentum)
 
 
+#: ``train.compile``: what torch.compile compiles (None: nothing, eager)
+COMPILE_SCOPES = (None, "blocks", "model")
+#: ``train.compile_mode``: torch.compile's mode ("reduce-overhead" adds CUDA graphs)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_networks(student: FLSLNet, teacher: FLSLNet, scope: str | None, mode: str = "default") -> None:
+    """``torch.compile`` the networks in place (their state-dict keys stay the same):
+    ``"blocks"``: every transformer block of both encoders (the two view sizes give two graphs
+    per block structure); ``"model"``: the student's whole forward (encoder on all views,
+    mean-shift, head) and the teacher's targets."""
+    if scope == "blocks":
+        for net in (student, teacher):
+            for block in net.backbone.blocks:
+                block.compile(mode=mode)
+    elif scope == "model":
+        student.compile(mode=mode)
+        teacher.teacher_targets = torch.compile(teacher.teacher_targets, mode=mode)
+    elif scope is not None:
+        raise ValueError(f"train.compile must be one of {COMPILE_SCOPES}, got {scope!r}")
+
+
 class Trainer:
     """Builds everything from an MMEngine config (see ``configs/pretrain/``) and trains."""
 
@@ -126,11 +149,17 @@ class Trainer:
                           m.get("bottleneck_dim", 256), m.get("norm_last_layer", True))
         teacher = FLSLNet(self.spec, 0.0, m.out_dim, m.get("hidden_dim", 2048),
                           m.get("bottleneck_dim", 256), m.get("norm_last_layer", True))
+        # a fresh network of the same shapes, for counting a step's FLOPs (MFU in the log)
+        self._make_net = lambda: FLSLNet(self.spec, 0.0, m.out_dim, m.get("hidden_dim", 2048),
+                                         m.get("bottleneck_dim", 256), m.get("norm_last_layer", True))
+        self._flops_per_image = None
         teacher.load_state_dict(student.state_dict())
         for p in teacher.parameters():
             p.requires_grad_(False)
         self.student = student.to(self.device)
         self.teacher = teacher.to(self.device).eval()
+        self.compile = t.get("compile", None)
+        compile_networks(self.student, self.teacher, self.compile, t.get("compile_mode", "default"))
         self.student_ddp = (DistributedDataParallel(self.student, device_ids=[self.device.index]
                                                     if self.device.type == "cuda" else None)
                             if self.world > 1 else self.student)
@@ -247,8 +276,11 @@ class Trainer:
         torch.manual_seed(sample_seed(self.seed, -1 - it, self.rank))  # drop-path RNG, resumable
         dev = self.device
         nb = dev.type == "cuda"
-        gv, lv = batch["global"].to(dev, non_blocking=nb), batch["locals"].to(dev, non_blocking=nb)
-        tv = batch["teacher"].to(dev, non_blocking=nb)
+        if "photometric" in batch:   # uint8 views (data.views.photometric_on_device): augment here
+            tv, gv, lv = photometric_on_device(batch, dev)
+        else:
+            gv, lv = batch["global"].to(dev, non_blocking=nb), batch["locals"].to(dev, non_blocking=nb)
+            tv = batch["teacher"].to(dev, non_blocking=nb)
         gi, li = batch["global_index"].to(dev, non_blocking=nb), batch["local_index"].to(dev, non_blocking=nb)
         total, parts = self.compute_loss(tv, gv, lv, gi, li, it, epoch)
         self.optimizer.zero_grad(set_to_none=True)
@@ -336,14 +368,33 @@ class Trainer:
         it = self.iteration
         imgs = n_iters * self.batch_size * self.world / max(seconds, 1e-9)
         eta = (self.total_iters - it) * sec_per_iter
+        flops = imgs * self.flops_per_image()
+        peak = peak_flops(self.device, self.amp_dtype)
+        mfu = flops / (peak * self.world) if peak else None
         record = {"iteration": it, "epoch": (it - 1) // self.iters_per_epoch, "loss": stacked[0],
                   "ms": stacked[1], "kmeans": stacked[2], "vmr": stacked[3],
-                  "lr": float(self.lr_sched[it - 1]), "images_per_s": imgs}
-        log.info("[%d/%d] ep %d  loss %.4f (ms %.4f  km %.4f  vmr %.4f)  lr %.2e  %.1f img/s  ETA %s",
-                 it, self.total_iters, record["epoch"], *stacked, record["lr"], imgs,
+                  "lr": float(self.lr_sched[it - 1]), "images_per_s": imgs,
+                  "flops_per_image": self.flops_per_image(), "flops_per_s": flops, "mfu": mfu}
+        speed = f"{flops / 1e12:.2f} TFLOP/s" if flops >= 1e12 else f"{flops / 1e9:.1f} GFLOP/s"
+        if mfu is not None:
+            speed += f"  MFU {100 * mfu:.1f}%"
+        log.info("[%d/%d] ep %d  loss %.4f (ms %.4f  km %.4f  vmr %.4f)  lr %.2e  %.1f img/s  %s  ETA %s",
+                 it, self.total_iters, record["epoch"], *stacked, record["lr"], imgs, speed,
                  time.strftime("%H:%M:%S", time.gmtime(eta)))
         with open(self.work_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+
+    def flops_per_image(self) -> float:
+        """Model FLOPs of one training step per image (:func:`pretrain.flops.train_step_flops`,
+        counted once)."""
+        if self._flops_per_image is None:
+            v = self.dataset.views.cfg
+            patch = self.student.backbone.patch_embed.patch_size[0]
+            n_g = ((v.global_size // patch) // v.global_window) ** 2
+            n_l = ((v.local_size // patch) // v.local_window) ** 2
+            self._flops_per_image = train_step_flops(self._make_net, v.global_size, v.local_size,
+                                                     v.n_local, n_g, n_l)
+        return self._flops_per_image
 
     def finish(self) -> Path | None:
         """Export the teacher encoder to ``work_dir/backbone.safetensors`` (rank 0)."""
