@@ -139,5 +139,21 @@ def is_stale(output, argv, inputs=(), config: str | None = None, root=None) -> b
     return bool(stale_reasons(output, argv, inputs, config, root))
 
 
+def set_aside(folder: str | os.PathLike) -> Path | None:
+    """Rename a stale step's work folder to ``<folder>.stale-<n>`` (first free n) so that the step
+    runs again from scratch: a training re-run with ``--resume`` (or pretraining, which resumes
+    from ``latest.pth``) would otherwise pick up the finished old run and redo nothing. Returns
+    the new name, or None when the folder does not exist. Nothing is deleted."""
+    folder = Path(folder)
+    if not folder.exists():
+        return None
+    n = 1
+    while Path(f"{folder}.stale-{n}").exists():
+        n += 1
+    target = Path(f"{folder}.stale-{n}")
+    folder.rename(target)
+    return target
+
+
 __all__ = ["RECORD_SUFFIX", "record_path", "file_digest", "config_digest", "make_record", "write_record",
-           "read_record", "stale_reasons", "is_stale"]
+           "read_record", "stale_reasons", "is_stale", "set_aside"]

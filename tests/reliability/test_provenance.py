@@ -7,7 +7,7 @@ import json
 import torch
 
 from benchmarks.reproduce.provenance import (config_digest, file_digest, read_record, record_path,
-                                             stale_reasons, write_record)
+                                             set_aside, stale_reasons, write_record)
 from pretrain.checkpoint import file_sha256, save_atomic
 
 
@@ -74,3 +74,14 @@ def test_unreadable_record_counts_as_missing(tmp_path):
     record_path(out).write_text("{not json")
     assert read_record(out) is None
     assert stale_reasons(out, argv, inputs, config, root=tmp_path)[0].startswith("no provenance record")
+
+
+def test_set_aside_keeps_the_old_run_under_a_free_name(tmp_path):
+    run = tmp_path / "coco" / "row"
+    run.mkdir(parents=True)
+    (run / "epoch_12.pth").write_bytes(b"old")
+    first = set_aside(run)
+    assert first == tmp_path / "coco" / "row.stale-1" and (first / "epoch_12.pth").read_bytes() == b"old"
+    run.mkdir()
+    assert set_aside(run) == tmp_path / "coco" / "row.stale-2" and not run.exists()
+    assert set_aside(run) is None
