@@ -246,7 +246,8 @@ def _check_image_headers(ann_file: Path, img_dir: Path, files: list) -> None:
 
 def check_seg_folders(img_dir: str | Path, seg_dir: str | Path, img_suffix: str = ".jpg",
                       seg_suffix: str = ".png") -> int:
-    """Every image under ``img_dir`` needs its label map under ``seg_dir``; returns the count."""
+    """Every image under ``img_dir`` needs its label map under ``seg_dir``, both readable (headers)
+    and of the same size; returns the count."""
     img_dir, seg_dir = Path(img_dir), Path(seg_dir)
     for d in (img_dir, seg_dir):
         if not d.is_dir():
@@ -258,6 +259,17 @@ def check_seg_folders(img_dir: str | Path, seg_dir: str | Path, img_suffix: str 
         label = seg_dir / p.relative_to(img_dir).with_name(p.name[:-len(img_suffix)] + seg_suffix)
         if not label.is_file():
             raise AnnotationError(f"{p}: label map missing: {label}")
+        for path, what in ((p, "image"), (label, "label map")):
+            try:
+                with Image.open(path) as im:
+                    size = im.size
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+                raise AnnotationError(f"{path}: unreadable {what} ({err})") from None
+            if what == "image":
+                image_size = size
+            elif size != image_size:
+                raise AnnotationError(f"{path}: label map is {size[0]}x{size[1]}, its image {p.name} is "
+                                      f"{image_size[0]}x{image_size[1]}")
     return len(images)
 
 

@@ -377,6 +377,17 @@ def s_dense_option(option):
     return setup
 
 
+def s_ade_unreadable_label(ctx):
+    from benchmarks.synthetic.ade import write_ade
+    root = write_ade(ctx.tmp / "ade", n_train=2, n_val=1, height=64, width=80, seed=0)
+    ctx.reads(root)
+    label = sorted((root / "annotations" / "training").glob("*.png"))[0]
+    label.write_bytes(b"\x89PNG\r\n\x1a\n but then nothing sensible")
+    ctx.keep["file"] = label
+    return ["tests/benchmarks/dense/configs/tiny_semfpn.py", "--work-dir", str(ctx.tmp / "w"),
+            "--cfg-options", f"data_root={root}/", f"model.backbone.init_cfg.checkpoint={ctx.export()}"]
+
+
 def s_test_encoder_file(ctx):
     root = ctx.coco()
     src = ctx.export()
@@ -561,6 +572,9 @@ CASES = [
          "size, zero area, or outside the image; first: annotations[0] (id <n>) bbox [10, 10, 0, 5] in a "
          "80x64 image); training would see no object",
          s_coco_edit(_all_boxes_unusable), _file, needs=("mmdet",)),
+    Case("ade-unreadable-label", "train.py", "an ADE20K label map that is not an image (MMSegmentation)",
+         "error: <ade>/annotations/training/<name>.png: unreadable label map (cannot identify image file <name>)",
+         s_ade_unreadable_label, _file, needs=("mmseg",)),
     Case("dense-max-epochs-abc", "train.py", "`--cfg-options train_cfg.max_epochs=abc`",
          "error: train_cfg.max_epochs='abc' (--cfg-options): expected an integer, as the config's 1",
          s_dense_option("train_cfg.max_epochs=abc"), _key("train_cfg.max_epochs"), needs=("mmdet",)),
