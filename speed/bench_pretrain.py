@@ -1,90 +1,99 @@
 #!/usr/bin/env python
-"""Time one full FLSL training step (teacher + student forward on all views, loss, backward,
-AdamW, EMA) for ViT-S/16, side by side with a plain reference step written the
-straightforward way (a Python loop over views, boolean-mask token selection, unfused
-attention, per-view losses), from the same weights and batch.
+"""Time the trainer's own training step (``pretrain.trainer.Trainer.train_step``: teacher +
+student forward on all views, loss, backward, clipping, AdamW, EMA) for ViT-S/16, side by side
+with a plain reference step written the straightforward way (a Python loop over views,
+boolean-mask token selection, unfused attention, per-view losses), from the same weights and
+batch. The trainer is built from ``configs/pretrain/flsl_vits16_in1k.py`` (drop-path off so that
+the first-step losses compare; data root: a few generated images, never read in the timing).
 
 CPU (default): fp32 for both, steps of the two alternating (median of ``--steps`` each, so a
-change in the machine's load hits both alike). Prints both step times, their ratio, both loss
-values, and the step's achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode) against this
-machine's fp32 matmul GFLOP/s.
+change in the machine's load hits both alike). Prints both step times and images/s, their ratio,
+both first-step losses, and the step's model GFLOP/s (FLOPs counted once,
+``Trainer.flops_per_image``) against this machine's fp32 matmul GFLOP/s.
 
-GPU (``--device cuda``): the project step in bf16 autocast (SDPA picks flash attention) against
-the reference in fp16 autocast with a GradScaler, as mixed-precision training is usually
-written; prints images/s and peak memory of both, their ratio, and the step's GFLOP/s against a bf16
-matmul's.
+GPU (``--device cuda``): the trainer's step in bf16 autocast (the config's ``train.amp``; SDPA
+picks flash attention), optionally compiled (``--compile blocks|model``, ``--compile-mode``,
+e.g. ``reduce-overhead`` for CUDA graphs), against the reference in fp16 autocast with a
+GradScaler; prints images/s, peak memory, the ratio, and model FLOP utilisation (MFU) against
+the card's dense bf16 peak (``pretrain.flops.PEAK_FLOPS``) and against a measured bf16 matmul.
 
     python speed/bench_pretrain.py [--batch 4] [--steps 3] [--arch vit_small_patch16_224]
-    python speed/bench_pretrain.py --device cuda --batch 64 --steps 10
+    python speed/bench_pretrain.py --device cuda --batch 64 --steps 20 [--compile blocks]
 """
 from __future__ import annotations
 
 import argparse
-import copy
-import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from mmengine.config import Config
 
-
+from benchmarks.synthetic.images import write_image_folder
 from pretrain.encoder import EncoderSpec
-from pretrain.loss import FLSLLoss
+from pretrain.flops import peak_flops
 from pretrain.model import FLSLNet
-from pretrain.trainer import clip_per_parameter, ema_update, param_groups
+from pretrain.trainer import Trainer, param_groups
 from pretrain.views import token_sampling_mask
 
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "flsl_vits16_in1k.py"
 
-def make_batch(b: int, n_local: int, g: torch.Generator, device: str = "cpu"):
-    glob = torch.randn(b, 3, 224, 224, generator=g)
+
+def make_batch(b: int, n_local: int, g: torch.Generator, device: str = "cpu") -> dict:
+    """A batch in the data loader's layout (views, sampled token positions) plus the boolean
+    masks the reference step selects with."""
+    gm = torch.stack([token_sampling_mask(14, 3, generator=g) for _ in range(b)])
+    lm = torch.stack([torch.stack([token_sampling_mask(6, 2, generator=g) for _ in range(n_local)])
+                      for _ in range(b)])
     batch = {
         "teacher": torch.randn(b, 3, 224, 224, generator=g),
-        "global": glob,
+        "global": torch.randn(b, 3, 224, 224, generator=g),
         "locals": torch.randn(b, n_local, 3, 96, 96, generator=g),
-        "global_mask": torch.stack([token_sampling_mask(14, 3, generator=g) for _ in range(b)]),
-        "local_mask": torch.stack([torch.stack([token_sampling_mask(6, 2, generator=g) for _ in range(n_local)])
-                                   for _ in range(b)]),
+        "global_index": gm.nonzero()[:, 1].view(b, -1),
+        "local_index": lm.flatten(0, 1).nonzero()[:, 1].view(b, n_local, -1),
+        "global_mask": gm,
+        "local_mask": lm,
     }
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def build_trainer(args, work_dir: Path) -> Trainer:
+    cfg = Config.fromfile(str(CONFIG))
+    root = write_image_folder(work_dir / "images", n_images=args.batch, size=64)
+    cfg.model.arch, cfg.model.out_dim, cfg.model.drop_path_rate = args.arch, args.out_dim, 0.0
+    cfg.data.root, cfg.data.batch_size_per_gpu, cfg.data.num_workers = str(root), args.batch, 0
+    cfg.train.epochs = args.steps + 20                  # one iteration per epoch here
+    cfg.train.device = "cuda" if args.device.startswith("cuda") else "cpu"
+    cfg.train.compile, cfg.train.compile_mode = args.compile, args.compile_mode
+    return Trainer(cfg, work_dir / "run", resume=None)
+
+
 class Setup:
-    def __init__(self, arch: str, k: int, seed: int = 0, device: str = "cpu", amp=None):
-        torch.manual_seed(seed)
-        self.amp = amp            # None (fp32), torch.bfloat16 or torch.float16
+    """The reference step's networks and loss, with the trainer's weights."""
+
+    def __init__(self, trainer: Trainer, k: int, device: str = "cpu", amp=None):
+        self.amp = amp            # None (fp32) or torch.float16
         self.scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
-        spec = EncoderSpec.make(arch)
+        spec = EncoderSpec.make(trainer.spec.arch, **dict(trainer.spec.kwargs))
         self.student = FLSLNet(spec, 0.0, k)
         self.teacher = FLSLNet(spec, 0.0, k)
-        self.teacher.load_state_dict(self.student.state_dict())
+        self.student.load_state_dict(_plain_state(trainer.student))
+        self.teacher.load_state_dict(_plain_state(trainer.teacher))
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         c = self.student.backbone.embed_dim
         self.beta_sa, self.beta_ca = 0.1 / c ** 0.5, 0.2 / c ** 0.5
-        self.criterion = FLSLLoss(0.1, [0.04], (0.03, 1.0, 5.0))
         self.student.to(device)
         self.teacher.to(device)
-        self.criterion.to(device)
 
     def autocast(self, device_type: str):
         return torch.autocast(device_type, dtype=self.amp or torch.float32, enabled=self.amp is not None)
 
 
-# ----------------------------------------------------------------------------- project step
-def fast_step(s: Setup, opt, batch) -> torch.Tensor:
-    gi = batch["global_mask"].nonzero()[:, 1].view(batch["global"].shape[0], -1)
-    li = batch["local_mask"].flatten(0, 1).nonzero()[:, 1].view(*batch["local_mask"].shape[:2], -1)
-    with s.autocast(batch["global"].device.type):
-        x_g, x_l, tokens, modes, s_logits = s.student(batch["global"], batch["locals"], gi, li, s.beta_sa)
-        t_logits = s.teacher.teacher_targets(batch["teacher"], x_g, x_l, s.beta_ca)
-    loss, _ = s.criterion(tokens, modes, s_logits, t_logits, 0)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    clip_per_parameter([p for p in s.student.parameters() if p.requires_grad], 3.0)
-    opt.step()
-    ema_update(s.teacher, s.student, 0.996)
-    return loss.detach()
+def _plain_state(net) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
 # ----------------------------------------------------------------------------- plain reference
@@ -189,41 +198,35 @@ def matmul_gflops(device: str = "cpu", dtype=torch.float32, n: int = 2048, repea
     return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def count_flops(fn) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
+def time_interleaved(trainer: Trainer, setup: Setup, batch, steps: int):
+    """CPU: one trainer step and one reference step in turn (after one warm-up step each, whose
+    loss is returned). Returns ``[(median step seconds, first loss)]`` for both."""
+    opt = torch.optim.AdamW(param_groups(setup.student), lr=1e-4)
+    first = [float(trainer.train_step(batch, 0)[0]), float(reference_step(setup, opt, batch))]
+    times = [[], []]
+    for it in range(1, steps + 1):
+        t0 = time.perf_counter()
+        trainer.train_step(batch, it)
+        times[0].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        reference_step(setup, opt, batch)
+        times[1].append(time.perf_counter() - t0)
+    return [(sorted(t)[len(t) // 2], f) for t, f in zip(times, first)]
 
 
-def time_steps_gpu(step, setup, batch, steps, warmup: int = 3):
-    """GPU timing of one step function after ``warmup`` steps (the first one's loss is
-    returned). Returns ``(seconds per step, first loss, peak MiB allocated)``."""
-    opt = torch.optim.AdamW(param_groups(setup.student), lr=1e-4, foreach=(step is fast_step))
-    first = step(setup, opt, batch)
-    for _ in range(warmup - 1):
-        step(setup, opt, batch)
+def time_gpu(step, steps: int, warmup: int):
+    """GPU: seconds per step after ``warmup`` steps (the first step's loss is returned) and the
+    peak memory in MiB."""
+    torch.cuda.reset_peak_memory_stats()
+    first = float(step(0))
+    for it in range(1, warmup):
+        step(it)
     torch.cuda.synchronize()
     t0 = time.perf_counter()
-    for _ in range(steps):
-        step(setup, opt, batch)
+    for it in range(warmup, warmup + steps):
+        step(it)
     torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / steps, float(first), torch.cuda.max_memory_allocated() / 2 ** 20
-
-
-def time_interleaved(variants, batch, steps):
-    """CPU timing of several step functions, one step of each in turn (after one warm-up step
-    each, whose loss is returned). Returns ``[(median step seconds, first loss)]``."""
-    runs = []
-    for step, setup in variants:
-        opt = torch.optim.AdamW(param_groups(setup.student), lr=1e-4, foreach=(step is fast_step))
-        runs.append((step, setup, opt, float(step(setup, opt, batch)), []))
-    for _ in range(steps):
-        for step, setup, opt, _, times in runs:
-            t0 = time.perf_counter()
-            step(setup, opt, batch)
-            times.append(time.perf_counter() - t0)
-    return [(sorted(times)[len(times) // 2], first) for _, _, _, first, times in runs]
+    return (time.perf_counter() - t0) / steps, first, torch.cuda.max_memory_allocated() / 2 ** 20
 
 
 def main(argv=None):
@@ -231,46 +234,54 @@ def main(argv=None):
     p.add_argument("--arch", default="vit_small_patch16_224")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=3, help="GPU: untimed steps first (compilation)")
     p.add_argument("--out-dim", type=int, default=4096)
-    p.add_argument("--device", default="cpu", help="cpu (fp32 both) or cuda (bf16 project vs fp16 reference)")
+    p.add_argument("--device", default="cpu", help="cpu (fp32 both) or cuda (bf16 trainer vs fp16 reference)")
+    p.add_argument("--compile", default=None, choices=["blocks", "model"], help="the trainer's train.compile")
+    p.add_argument("--compile-mode", default="default", help="the trainer's train.compile_mode")
     args = p.parse_args(argv)
     gpu = args.device.startswith("cuda")
     if gpu and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is visible")
-    g = torch.Generator().manual_seed(0)
-    batch = make_batch(args.batch, 2, g, args.device)
-    fast_amp, ref_amp = (torch.bfloat16, torch.float16) if gpu else (None, None)
-    precision = "project bf16 autocast vs reference fp16 autocast + GradScaler" if gpu else "fp32 both"
-    where = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.arch}, batch {args.batch} (1 teacher + 1 global 224 px + 2 local 96 px views each), "
-          f"K={args.out_dim}, {where}, {precision}", flush=True)
-    if gpu:   # one after the other: each variant's peak memory is measured on its own
-        fast_setup = Setup(args.arch, args.out_dim, device=args.device, amp=fast_amp)
-        t_fast, loss_fast, mem_fast = time_steps_gpu(fast_step, fast_setup, batch, args.steps)
-        del fast_setup
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        ref_setup = Setup(args.arch, args.out_dim, device=args.device, amp=ref_amp)
-        t_ref, loss_ref, mem_ref = time_steps_gpu(reference_step, ref_setup, batch, args.steps)
-        del ref_setup
-    else:     # CPU: steps alternate, so that a change in the machine's load hits both alike
-        (t_fast, loss_fast), (t_ref, loss_ref) = time_interleaved(
-            [(fast_step, Setup(args.arch, args.out_dim)), (reference_step, Setup(args.arch, args.out_dim))],
-            batch, args.steps)
-        mem_fast = mem_ref = float("nan")
-    flops_setup = Setup(args.arch, args.out_dim, device=args.device, amp=fast_amp)
-    flops = count_flops(lambda: fast_step(flops_setup, torch.optim.AdamW(flops_setup.student.parameters()), batch))
-    peak = matmul_gflops(args.device, torch.bfloat16 if gpu else torch.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = build_trainer(args, Path(tmp))
+        g = torch.Generator().manual_seed(0)
+        batch = make_batch(args.batch, 2, g, args.device)
+        where = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
+        precision = (f"trainer {trainer.amp_dtype} autocast (compile: {args.compile or 'off'}"
+                     f"{', ' + args.compile_mode if args.compile else ''}) vs reference fp16 autocast + "
+                     "GradScaler" if gpu else "fp32 both")
+        print(f"{args.arch}, batch {args.batch} (1 teacher + 1 global 224 px + 2 local 96 px views each), "
+              f"K={args.out_dim}, {where}, {precision}", flush=True)
+        setup = Setup(trainer, args.out_dim, args.device, torch.float16 if gpu else None)
+        if gpu:
+            t_fast, loss_fast, mem_fast = time_gpu(lambda it: trainer.train_step(batch, it)[0],
+                                                   args.steps, args.warmup)
+            opt = torch.optim.AdamW(param_groups(setup.student), lr=1e-4)
+            t_ref, loss_ref, mem_ref = time_gpu(lambda it: reference_step(setup, opt, batch),
+                                                args.steps, args.warmup)
+        else:
+            (t_fast, loss_fast), (t_ref, loss_ref) = time_interleaved(trainer, setup, batch, args.steps)
+            mem_fast = mem_ref = float("nan")
+        flops = trainer.flops_per_image() * args.batch
+        ceiling = matmul_gflops(args.device, torch.bfloat16 if gpu else torch.float32)
+        peak = peak_flops(args.device, trainer.amp_dtype) if gpu else None
     print(f"{'':22s}{'step s':>10s}{'images/s':>10s}{'loss (1st step)':>18s}{'peak MiB':>10s}")
-    print(f"{'project step':22s}{t_fast:10.3f}{args.batch / t_fast:10.1f}{loss_fast:18.6f}{mem_fast:10.0f}")
+    print(f"{'trainer step':22s}{t_fast:10.3f}{args.batch / t_fast:10.1f}{loss_fast:18.6f}{mem_fast:10.0f}")
     print(f"{'plain reference':22s}{t_ref:10.3f}{args.batch / t_ref:10.1f}{loss_ref:18.6f}{mem_ref:10.0f}")
-    print(f"time ratio project/reference: {t_fast / t_ref:.3f}x  (speed-up {t_ref / t_fast:.2f}x)")
+    print(f"time ratio trainer/reference: {t_fast / t_ref:.3f}x  (speed-up {t_ref / t_fast:.2f}x)")
     print(f"loss difference: {abs(loss_fast - loss_ref):.2e}" + ("  (bf16 vs fp16: equal to ~1e-2)" if gpu else ""))
-    print(f"step FLOPs: {flops / 1e9:.1f} GFLOP -> project {flops / t_fast / 1e9:.1f} GFLOP/s, "
-          f"reference {flops / t_ref / 1e9:.1f} GFLOP/s")
+    print(f"model FLOPs: {flops / args.batch / 1e9:.1f} GFLOP per image -> trainer {flops / t_fast / 1e9:.1f} "
+          f"GFLOP/s, reference {flops / t_ref / 1e9:.1f} GFLOP/s")
     kind = "bf16 matmul 8192^3" if gpu else "fp32 matmul 2048^3"
-    print(f"{kind} on this machine: {peak:.1f} GFLOP/s -> project step at "
-          f"{100 * flops / t_fast / 1e9 / peak:.0f}% of matmul throughput")
+    print(f"{kind} on this machine: {ceiling:.1f} GFLOP/s -> trainer step at "
+          f"{100 * flops / t_fast / 1e9 / ceiling:.0f}% of matmul throughput")
+    if gpu:
+        if peak:
+            print(f"MFU against the {torch.cuda.get_device_name()} dense peak ({peak / 1e12:.0f} TFLOP/s): "
+                  f"trainer {100 * flops / t_fast / peak:.1f}%, reference {100 * flops / t_ref / peak:.1f}%")
+        else:
+            print("MFU: this card is not in pretrain.flops.PEAK_FLOPS")
 
 
 if __name__ == "__main__":
