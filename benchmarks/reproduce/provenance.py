@@ -139,6 +139,17 @@ def is_stale(output, argv, inputs=(), config: str | None = None, root=None) -> b
     return bool(stale_reasons(output, argv, inputs, config, root))
 
 
+def step_stale_reasons(step, root: str | os.PathLike | None = None) -> list[str]:
+    """:func:`stale_reasons` of a plan step (``output``, ``argv``, ``inputs`` and, when it has
+    one, ``config`` attributes, as :class:`benchmarks.reproduce.plan.Step`)."""
+    return stale_reasons(step.output, step.argv, step.inputs, getattr(step, "config", None), root)
+
+
+def record_step(step, root: str | os.PathLike | None = None) -> Path:
+    """:func:`write_record` of a plan step that has just succeeded."""
+    return write_record(step.output, step.argv, step.inputs, getattr(step, "config", None), root)
+
+
 def set_aside(folder: str | os.PathLike) -> Path | None:
     """Rename a stale step's work folder to ``<folder>.stale-<n>`` (first free n) so that the step
     runs again from scratch: a training re-run with ``--resume`` (or pretraining, which resumes
@@ -156,4 +167,4 @@ def set_aside(folder: str | os.PathLike) -> Path | None:
 
 
 __all__ = ["RECORD_SUFFIX", "record_path", "file_digest", "config_digest", "make_record", "write_record",
-           "read_record", "stale_reasons", "is_stale", "set_aside"]
+           "read_record", "stale_reasons", "is_stale", "set_aside", "step_stale_reasons", "record_step"]

@@ -7,7 +7,8 @@ import json
 import torch
 
 from benchmarks.reproduce.provenance import (config_digest, file_digest, read_record, record_path,
-                                             set_aside, stale_reasons, write_record)
+                                             record_step, set_aside, stale_reasons, step_stale_reasons,
+                                             write_record)
 from pretrain.checkpoint import file_sha256, save_atomic
 
 
@@ -85,3 +86,14 @@ def test_set_aside_keeps_the_old_run_under_a_free_name(tmp_path):
     run.mkdir()
     assert set_aside(run) == tmp_path / "coco" / "row.stale-2" and not run.exists()
     assert set_aside(run) is None
+
+
+def test_plan_steps_are_recorded_and_checked(tmp_path):
+    from benchmarks.reproduce.plan import Step
+    out, argv, inputs, config = make_step(tmp_path)
+    step = Step("test", "coco/row: evaluation", argv, out.relative_to(tmp_path), inputs=inputs)
+    assert step_stale_reasons(step, root=tmp_path)[0].startswith("no provenance record")
+    record_step(step, root=tmp_path)
+    assert step_stale_reasons(step, root=tmp_path) == []
+    save_atomic({"w": torch.full((4,), 3.0)}, tmp_path / "backbone.safetensors")
+    assert step_stale_reasons(step, root=tmp_path)[0].startswith("input backbone.safetensors changed")
