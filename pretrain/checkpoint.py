@@ -433,10 +433,10 @@ def _finish(state: dict, spec: EncoderSpec | None, fmt: str, source: str, droppe
     """Drop what the forward pass never uses, decide the class token from the shapes, and settle
     the spec (given by our metadata, else inferred with the family's position rule)."""
     dropped = dict(dropped or {})
+    state = dict(state)
     for key in [k for k, v in state.items() if not torch.is_tensor(v)]:
         dropped[key] = "not a tensor"
         state.pop(key)
-    state = dict(state)
     for key in list(state):
         why = next((r for p, r in _UNUSED_PREFIXES.items() if key.startswith(p)), None)
         if why:
