@@ -9,7 +9,6 @@ global table.
 """
 import argparse
 import sys
-from pathlib import Path
 
 from core.errors import cli_main
 

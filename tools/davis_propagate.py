@@ -12,7 +12,6 @@ override the config, which overrides the defaults (see benchmarks/davis/config.p
 """
 import argparse
 import sys
-from pathlib import Path
 
 from core.errors import cli_main
 

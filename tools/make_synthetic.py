@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from core.errors import FLSLError, cli_main
 from core.files import check_output_path

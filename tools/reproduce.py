@@ -51,7 +51,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from benchmarks.reproduce import ReproduceError
     from benchmarks.reproduce.collect import collect, find_results
     from benchmarks.reproduce.execute import run_steps
     from benchmarks.reproduce.plan import Options, checkpoint_overrides, data_roots, display_path, plan, row_dir

@@ -16,7 +16,6 @@ import argparse
 import os
 import pickle
 import sys
-from pathlib import Path
 
 from core.errors import cli_main
 

@@ -15,7 +15,6 @@ import math
 import random
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
