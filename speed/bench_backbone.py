@@ -100,7 +100,9 @@ class PlainViTAdapter(nn.Module):
         x = self.patch_embed(x)
         hp, wp = x.shape[-2:]
         pos = self.pos_embed.reshape(1, *self.grid, -1).permute(0, 3, 1, 2)
-        pos = F.interpolate(pos, size=(hp, wp), mode="bicubic", align_corners=False, antialias=True)
+        # the authors' (DINO's) rule: bicubic by scale factor (g + 0.1) / n, no antialiasing
+        gh, gw = self.grid
+        pos = F.interpolate(pos, scale_factor=((hp + 0.1) / gh, (wp + 0.1) / gw), mode="bicubic")
         x = x.flatten(2).transpose(1, 2) + pos.flatten(2).transpose(1, 2)
         feats = []
         for i, blk in enumerate(self.blocks):
