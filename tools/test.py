@@ -12,8 +12,6 @@ and written to WORK_DIR/test_metrics.json. Multi-GPU: tools/dist_test.sh CONFIG 
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
 import sys
 from pathlib import Path
 
@@ -21,36 +19,25 @@ from core.errors import cli_main
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from benchmarks.dense.runner import add_runner_arguments, parse_runner_args
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="config file")
     p.add_argument("checkpoint", help="checkpoint written by tools/train.py")
-    p.add_argument("--work-dir", help="where logs and test_metrics.json go")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                   help="override config keys, e.g. data_root=DIR")
-    p.add_argument("--no-data-check", action="store_true", help="skip the up-front data checks")
-    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    p.add_argument("--local-rank", "--local_rank", type=int, default=0)
-    args = p.parse_args(argv)
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_runner_arguments(p, "where logs and test_metrics.json go")
+    return parse_runner_args(p, argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from benchmarks.dense.runner import build_runner, load_config, load_for_test, prepare_test, summarize, write_metrics
-    try:
+    from benchmarks.dense.runner import (build_runner, load_config, load_for_test, prepare_test,
+                                         refused_pickles, summarize, write_metrics)
+    with refused_pickles(lambda: args.checkpoint):
         cfg = load_config(args.config, args.cfg_options)
         prepare_test(cfg, args.config, args.checkpoint, args.work_dir, args.launcher,
                      check_data=not args.no_data_check)
         runner = build_runner(cfg)
         load_for_test(runner, args.checkpoint)  # strict: a partial match is refused, naming the keys
         metrics = runner.test()
-    except pickle.UnpicklingError as err:  # a checkpoint holding classes outside the allow-list
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"error: {args.checkpoint}: refused by torch.load(weights_only=True): "
-              f"{first}", file=sys.stderr)
-        return 2
     from mmengine.dist import is_main_process
     if is_main_process():
         for line in summarize(metrics):

@@ -13,47 +13,32 @@ the backbone checkpoint are reported as one line "error: ..." (exit status 2).
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
 import sys
 
 from core.errors import cli_main
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from benchmarks.dense.runner import add_runner_arguments, parse_runner_args
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="config file")
-    p.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config name>)")
     p.add_argument("--amp", action="store_true", help="fp16 mixed precision (CUDA only)")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from CKPT, or from the work dir's latest checkpoint without CKPT")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                   help="override config keys, e.g. data_root=DIR model.backbone.init_cfg.checkpoint=F")
-    p.add_argument("--no-data-check", action="store_true",
-                   help="skip the up-front checks of the data and backbone checkpoint files")
-    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    p.add_argument("--local-rank", "--local_rank", type=int, default=0)
-    args = p.parse_args(argv)
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_runner_arguments(p, "where logs and checkpoints go (default work_dirs/<config name>)")
+    return parse_runner_args(p, argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from benchmarks.dense.runner import build_runner, load_config, prepare_train
+    from benchmarks.dense.runner import build_runner, load_config, prepare_train, refused_pickles
     cfg = None
-    try:
+    with refused_pickles(lambda: cfg and cfg.get("load_from")):
         cfg = load_config(args.config, args.cfg_options)
         prepare_train(cfg, args.config, args.work_dir, args.launcher, args.amp, args.resume,
                       check_data=not args.no_data_check)
         runner = build_runner(cfg)
         runner.train()
-    except pickle.UnpicklingError as err:  # a checkpoint holding classes outside the allow-list
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"error: {(cfg and cfg.get('load_from')) or 'checkpoint'}: refused by torch.load(weights_only=True): "
-              f"{first}", file=sys.stderr)
-        return 2
     return 0
 
 

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -33,6 +34,39 @@ from .mm_checkpoint import allow_mmengine_checkpoints
 FRAMEWORKS = ("mmdet", "mmseg")
 DATA_KEYS = ("train_dataloader", "val_dataloader", "test_dataloader", "val_evaluator",
              "test_evaluator")
+
+
+def add_runner_arguments(parser, work_dir_help: str) -> None:
+    """The flags ``tools/train.py`` and ``tools/test.py`` share (MMDetection's spelling)."""
+    from mmengine.config import DictAction
+    parser.add_argument("--work-dir", help=work_dir_help)
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config keys, e.g. data_root=DIR model.backbone.init_cfg.checkpoint=F")
+    parser.add_argument("--no-data-check", action="store_true",
+                        help="skip the up-front checks of the data and backbone checkpoint files")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    parser.add_argument("--local-rank", "--local_rank", type=int, default=0)
+
+
+def parse_runner_args(parser, argv=None):
+    """Parse, and hand torchrun's older ``--local-rank`` flag to MMEngine through the environment."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+@contextlib.contextmanager
+def refused_pickles(checkpoint_of):
+    """Report a checkpoint that ``torch.load(weights_only=True)`` refuses (a class outside the
+    allow-list of :mod:`.mm_checkpoint`) as a :class:`ConfigError` naming the file;
+    ``checkpoint_of()`` says which file was being read."""
+    import pickle
+    try:
+        yield
+    except pickle.UnpicklingError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"{checkpoint_of() or 'checkpoint'}: refused by "
+                          f"torch.load(weights_only=True): {first}") from None
 
 
 def reroot(value, old: str, new: str):
