@@ -1,6 +1,8 @@
-"""DAVIS propagation and evaluation speed: this suite against plain literal procedures.
+"""DAVIS propagation and evaluation speed: this suite against plain literal procedures, and
+the propagation against its own floor, the encoder's forward pass.
 
-    .venv/bin/python speed/bench_davis.py [--depth 2] [--sequences 4] [--threads N]
+    .venv/bin/python speed/bench_davis.py [--sections compare,floor,process] [--depth 2]
+        [--floor-depth 12] [--sequences 4] [--threads N] [--runs 5]
 
 On a generated 480p DAVIS-layout set (benchmarks/synthetic/davis.py) with a random ViT-S/16
 (``--depth`` blocks; the encoder is the same for both sides), one run times, side by side:
@@ -17,11 +19,28 @@ On a generated 480p DAVIS-layout set (benchmarks/synthetic/davis.py) with a rand
 
 Propagation runs once per side after a short warm-up, the two sides alternating sequence by
 sequence so that changes of machine load hit both; evaluation is the best of 3 runs per side.
-On a shared machine pass ``--threads 1``.
+
+``floor`` section: with the full ViT-S/16 (``--floor-depth`` blocks), the whole run of
+:func:`benchmarks.davis.pipeline.propagate_split` (decoding, encoder, propagation, label maps,
+PNG files written) against the encoder's forward pass alone on the same frames in the same
+batches (decoded beforehand), sequence by sequence alternately: the ratio is how far the run is
+from the encoder's floor.
+
+``process`` section: the evaluation as whole processes, as a user runs it:
+``python tools/davis_eval.py`` against ``python -m speed.reference.davis_eval`` (the official
+evaluator restated, with its imports), on a 480p set of 6 sequences of 13 frames (66 scored
+frames; predictions: the annotations shifted by (3, 5) pixels, void as background), ``--runs``
+runs each, alternating; medians, and whether both wrote the same CSV files.
+
+On a shared machine pass ``--threads 1`` and compare only figures of one run.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,9 +52,10 @@ import torch
 
 from benchmarks.davis.evaluate import evaluate_folder
 from benchmarks.davis.features import FeatureExtractor
-from benchmarks.davis.io import n_objects, read_annotations, read_palette, sequence_files, write_index_png
+from benchmarks.davis.io import (VOID, n_objects, read_annotations, read_index_png, read_palette,
+                                 sequence_files, write_index_png)
 from benchmarks.davis.metrics import DavisResults, sequence_scores
-from benchmarks.davis.pipeline import propagate_sequence
+from benchmarks.davis.pipeline import _read_frames, propagate_sequence, propagate_split
 from benchmarks.davis.propagation import PropagationParams
 from speed.reference.davis import reference_global, reference_propagate, reference_scores
 from benchmarks.synthetic.davis import write_davis
@@ -116,41 +136,137 @@ def bench_evaluation(files, predictions, repeat=3):
                 jf=fast_g["J&F-Mean"])
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_floor(extractor, data, params, batch_size, out: Path):
+    """Whole-run seconds of :func:`propagate_split` per sequence against the encoder's forward
+    pass alone on the same frames and batches (frames decoded beforehand)."""
+    whole = floor = 0.0
+    frames = 0
+    for name in data.sequences:   # alternating, sequence by sequence
+        files = sequence_files(data.root, name)
+        batches = [_read_frames(files.frames[i:i + batch_size], 480, 64)[0]
+                   for i in range(0, len(files.frames), batch_size)]
+        t0 = time.perf_counter()
+        for x in batches:
+            extractor(x)
+        floor += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        propagate_split(extractor, data.root, out, params, data.split, batch_size=batch_size,
+                        sequences=[name], log=None)
+        whole += time.perf_counter() - t0
+        frames += len(files.frames)
+    return dict(frames=frames, whole=whole, floor=floor)
+
+
+def shifted_predictions(root: Path, out: Path, shift=(3, 5)) -> None:
+    """Predictions for the evaluation: each annotation with void as background, shifted."""
+    for seq in sorted((root / "Annotations" / "480p").iterdir()):
+        pal = read_palette(next(seq.glob("*.png")))
+        for path in sorted(seq.glob("*.png")):
+            m = read_index_png(path)
+            m = np.roll(np.where(m == VOID, 0, m), shift, axis=(0, 1))
+            write_index_png(out / seq.name / path.name, m, pal)
+
+
+def bench_process(root: Path, results: Path, runs: int):
+    """Median wall seconds of the two evaluation processes, alternating, and whether their CSV
+    files are identical."""
+    ours, ref = results.parent / "ours", results.parent / "reference"
+    for d in (ours, ref):
+        shutil.copytree(results, d)
+    commands = {
+        "suite": [sys.executable, str(ROOT / "tools" / "davis_eval.py"), "--data-root", str(root),
+                  "--results", str(ours), "--quiet"],
+        "reference": [sys.executable, "-m", "speed.reference.davis_eval", "--data-root", str(root),
+                      "--results", str(ref)],
+    }
+    times = {k: [] for k in commands}
+    for _ in range(runs):
+        for name, cmd in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+            times[name].append(time.perf_counter() - t0)
+    same = all((ours / f).read_text() == (ref / f).read_text()
+               for f in ("global_results-val.csv", "per-sequence_results-val.csv"))
+    return {k: statistics.median(v) for k, v in times.items()}, times, same
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--depth", type=int, default=2, help="blocks of the random ViT-S/16 (default 2)")
+    p.add_argument("--sections", default="compare,floor,process",
+                   help="comma-separated: compare (suite vs DINO / official procedures), floor "
+                        "(whole run vs encoder forward), process (evaluation as whole processes)")
+    p.add_argument("--depth", type=int, default=2, help="blocks of the random ViT-S/16 (compare; default 2)")
+    p.add_argument("--floor-depth", type=int, default=12, help="blocks of the random ViT-S/16 (floor; default 12)")
     p.add_argument("--sequences", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=4, help="frames per encoder forward (fast path)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--runs", type=int, default=5, help="process runs per side (process)")
     args = p.parse_args(argv)
+    sections = set(args.sections.split(","))
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     params = PropagationParams()
+    print(f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        data = write_davis(Path(tmp) / "davis", n_sequences=args.sequences, hd=True, seed=args.seed)
-        files = [sequence_files(data.root, s) for s in data.sequences]
-        model = build_encoder("vit_small_patch16_224", depth=args.depth)
-        extractor = FeatureExtractor(model, "flsl")
-        print(f"data: {len(files)} sequences, {sum(data.n_frames.values())} frames of "
-              f"{data.size[1]}x{data.size[0]}; encoder: random ViT-S/16, depth {args.depth}; "
-              f"torch threads {torch.get_num_threads()}")
+        tmp = Path(tmp)
+        if sections & {"compare", "floor"}:
+            data = write_davis(tmp / "davis", n_sequences=args.sequences, hd=True, seed=args.seed)
+            files = [sequence_files(data.root, s) for s in data.sequences]
+            print(f"data: {len(files)} sequences, {sum(data.n_frames.values())} frames of "
+                  f"{data.size[1]}x{data.size[0]}")
+        if "compare" in sections:
+            compare(args, data, files, params, tmp)
+        if "floor" in sections:
+            extractor = FeatureExtractor(build_encoder("vit_small_patch16_224", depth=args.floor_depth), "flsl")
+            warm = sequence_files(data.root, data.sequences[0])
+            warm.frames, warm.annotations = warm.frames[:args.batch_size + 1], warm.annotations[:1]
+            list(propagate_sequence(extractor, warm, params, batch_size=args.batch_size))  # warm-up
+            r = bench_floor(extractor, data, params, args.batch_size, tmp / "floor")
+            print(f"\nwhole run against the encoder floor (random ViT-S/16, depth {args.floor_depth}, "
+                  f"batches of {args.batch_size}, {r['frames']} frames of 854x480):")
+            print(f"  encoder forward only  {r['floor']:8.2f} s  {r['frames'] / r['floor']:6.2f} frames/s")
+            print(f"  whole run             {r['whole']:8.2f} s  {r['frames'] / r['whole']:6.2f} frames/s"
+                  f"  (decode, encoder, propagation, label maps, PNG files)")
+            print(f"  whole run / floor: {r['whole'] / r['floor']:.3f}")
+        if "process" in sections:
+            ev = write_davis(tmp / "davis66", n_sequences=6, frames=(13, 13), hd=True, seed=args.seed + 3)
+            shifted_predictions(ev.root, tmp / "pred" / "results")
+            med, times, same = bench_process(ev.root, tmp / "pred" / "results", args.runs)
+            print(f"\nevaluation as whole processes ({sum(ev.n_frames.values()) - 2 * len(ev.sequences)} "
+                  f"scored frames of 854x480, {args.runs} runs each, alternating; medians):")
+            print(f"  python -m speed.reference.davis_eval  {med['reference']:.3f} s "
+                  f"(runs {min(times['reference']):.3f}-{max(times['reference']):.3f})")
+            print(f"  python tools/davis_eval.py            {med['suite']:.3f} s "
+                  f"(runs {min(times['suite']):.3f}-{max(times['suite']):.3f})")
+            print(f"  ratio reference / suite: {med['reference'] / med['suite']:.1f}x; CSV files identical: {same}")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    return 0
 
-        warm = sequence_files(data.root, data.sequences[0])
-        warm.frames, warm.annotations = warm.frames[:3], warm.annotations[:1]
-        bench_propagation(extractor, [warm], params, args.batch_size)  # warm-up, not timed
-        prop, preds = bench_propagation(extractor, files, params, args.batch_size)
-        ev = bench_evaluation(files, preds)
 
-        out = Path(tmp) / "results"
-        for f in files:
-            pal = read_palette(f.annotations[0])
-            for path, m in zip(f.frames, preds[f.name]):
-                write_index_png(out / f.name / f"{path.stem}.png", m, pal)
-        t0 = time.perf_counter()
-        evaluate_folder(data.root, out, data.split)
-        t_io = time.perf_counter() - t0
+def compare(args, data, files, params, tmp: Path) -> None:
+    """The suite against DINO's script and the official scorer, written literally."""
+    model = build_encoder("vit_small_patch16_224", depth=args.depth)
+    extractor = FeatureExtractor(model, "flsl")
+    print(f"compare: encoder random ViT-S/16, depth {args.depth}")
+    warm = sequence_files(data.root, data.sequences[0])
+    warm.frames, warm.annotations = warm.frames[:3], warm.annotations[:1]
+    bench_propagation(extractor, [warm], params, args.batch_size)  # warm-up, not timed
+    prop, preds = bench_propagation(extractor, files, params, args.batch_size)
+    ev = bench_evaluation(files, preds)
+
+    out = tmp / "results"
+    for f in files:
+        pal = read_palette(f.annotations[0])
+        for path, m in zip(f.frames, preds[f.name]):
+            write_index_png(out / f.name / f"{path.stem}.png", m, pal)
+    t0 = time.perf_counter()
+    evaluate_folder(data.root, out, data.split)
+    t_io = time.perf_counter() - t0
 
     n = prop["frames"]
     ref_ex, fast_ex = prop["ref"] - prop["ref_enc"], prop["fast"] - prop["fast_enc"]
@@ -175,7 +291,6 @@ def main(argv=None) -> int:
           f"{ev['identical']} (J&F-Mean {ev['jf']:.3f})")
     print(f"evaluation from PNG files (evaluate_folder, decoding included): "
           f"{ev['frames'] / t_io:.1f} frames/s")
-    return 0
 
 
 if __name__ == "__main__":

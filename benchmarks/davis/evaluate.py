@@ -8,6 +8,8 @@ for it; a prediction holding an id above K is an error.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -45,6 +47,12 @@ class Scorer:
     def score(self, seq: str, prediction: Callable[[str], tuple[np.ndarray, str]]) -> tuple[np.ndarray, np.ndarray]:
         """Score ``seq``. ``prediction(stem)`` returns ``(label map [H, W], its name for error
         messages)`` for each scored frame. Returns ``(J, F)`` ``[K, n]`` and records them."""
+        J, F = self.compute(seq, prediction)
+        self.results.add(seq, J, F)
+        return J, F
+
+    def compute(self, seq: str, prediction: Callable[[str], tuple[np.ndarray, str]]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`score` without recording (safe to run for several sequences at once)."""
         files, gt, k = self.ground_truth(seq)
         stems = [p.stem for p in files.annotations][1:-1]
         pred = np.empty((len(stems), *files.size), dtype=np.uint8)
@@ -58,20 +66,11 @@ class Scorer:
                 raise DavisError(f"{where}: prediction holds id {top} but sequence {seq!r} has "
                                  f"{k} object(s) (ids 1..{k} in its first annotation)")
             pred[i] = m
-        J, F = sequence_scores(gt[1:-1], pred, k)
-        self.results.add(seq, J, F)
-        return J, F
+        return sequence_scores(gt[1:-1], pred, k)
 
     def score_folder(self, seq: str, results_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
         """Score ``seq`` from ``results_dir/<seq>/<frame>.png``."""
-        folder = Path(results_dir) / seq
-
-        def read(stem):
-            path = folder / f"{stem}.png"
-            if not path.is_file():
-                raise DavisError(f"{path}: prediction not found")
-            return read_index_png(path, "prediction", allow_grey=True), str(path)
-        return self.score(seq, read)
+        return self.score(seq, _png_reader(Path(results_dir) / seq))
 
     def score_arrays(self, seq: str, masks: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Score ``seq`` from label maps held in memory, keyed by frame stem."""
@@ -83,18 +82,39 @@ class Scorer:
         return self.score(seq, get)
 
 
+def _png_reader(folder: Path) -> Callable[[str], tuple[np.ndarray, str]]:
+    def read(stem):
+        path = folder / f"{stem}.png"
+        if not path.is_file():
+            raise DavisError(f"{path}: prediction not found")
+        return read_index_png(path, "prediction", allow_grey=True), str(path)
+    return read
+
+
 def evaluate_folder(davis_root: str | Path, results_dir: str | Path, split: str = "val",
-                    log: Callable[[str], None] | None = None) -> DavisResults:
-    """Score every sequence of ``split`` from the PNGs under ``results_dir``."""
+                    log: Callable[[str], None] | None = None, workers: int | None = None) -> DavisResults:
+    """Score every sequence of ``split`` from the PNGs under ``results_dir``.
+
+    Sequences are scored by ``workers`` threads (default: the CPU count, at most 8; PNG decoding
+    and the bit-packed scoring release the GIL) and recorded, logged and, on bad input, reported
+    in split order, as one thread would.
+    """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise DavisError(f"{results_dir}: results folder not found")
     scorer = Scorer(davis_root, split)
-    for i, seq in enumerate(scorer.sequences, 1):
-        J, F = scorer.score_folder(seq, results_dir)
-        if log:
-            log(f"[{i}/{len(scorer.sequences)}] {seq}: {J.shape[0]} object(s), {J.shape[1]} frames, "
-                f"J {J.mean() if J.size else float('nan'):.3f} F {F.mean() if F.size else float('nan'):.3f}")
+    workers = workers or min(8, os.cpu_count() or 1)
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(scorer.compute, seq, _png_reader(results_dir / seq)) for seq in scorer.sequences]
+        for i, (seq, future) in enumerate(zip(scorer.sequences, futures), 1):
+            J, F = future.result()
+            scorer.results.add(seq, J, F)
+            if log:
+                log(f"[{i}/{len(scorer.sequences)}] {seq}: {J.shape[0]} object(s), {J.shape[1]} frames, "
+                    f"J {J.mean() if J.size else float('nan'):.3f} F {F.mean() if F.size else float('nan'):.3f}")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)    # after an error: no more sequences started
     return scorer.results
 
 

@@ -2,11 +2,12 @@
 
 Features of a sequence are computed in batches of frames (they do not depend on the labels);
 propagation then runs frame by frame, and the soft labels are turned into label maps in
-batches; frame decoding and label-map conversion overlap with the propagation in helper
-threads. Only one sequence is held in memory at a time.
+batches. Frame decoding with the encoder, label-map conversion and PNG writing each run in a
+helper thread, overlapping the propagation. Only one sequence is held in memory at a time.
 """
 from __future__ import annotations
 
+import collections
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,34 +48,44 @@ def _read_frames(paths, short_side, multiple):
     return torch.stack(frames), size
 
 
+#: batches of frame features computed ahead of the propagation (each ~10 MB at 480p, ViT-S/16)
+FEATURES_AHEAD = 2
+
+
 def propagate_sequence(extractor: FeatureExtractor, files: Sequence, params: PropagationParams,
                        short_side: int = 480, multiple: int = 64, batch_size: int = 8,
                        device: str | torch.device = "cpu") -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(frame stem, label map [H0, W0] uint8)`` for every frame; frame 0 is the given
     annotation.
 
-    Two helper threads overlap the work that does not depend on the propagation order with
-    it: decoding the next batch of frames, and turning the previous batch's soft labels into
-    label maps (OpenCV, Pillow and torch release the GIL).
+    Work that does not depend on the propagation order overlaps with it in two helper threads:
+    one decodes the frames and runs the encoder up to ``FEATURES_AHEAD`` batches ahead (the
+    features do not depend on the labels), the other turns each batch's soft labels into label
+    maps. The main thread only propagates. Decoding (OpenCV), the encoder, the propagation and
+    the label maps (torch, Pillow) release the GIL, so the three share the cores; the features
+    and the label maps are the ones a single thread computes (same batches, same kernels).
     """
     p = extractor.patch_size
     annotation = read_index_png(files.annotations[0], "annotation")
     yield files.frames[0].stem, annotation
     chunks = list(_batches(files.frames, batch_size))
-    prop, grid, pending = None, None, None
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        reading = pool.submit(_read_frames, chunks[0], short_side, multiple)
+
+    def features(chunk):
+        x, size = _read_frames(chunk, short_side, multiple)
+        if x.shape[2] % p or x.shape[3] % p:
+            raise DavisError(f"{chunk[0]}: network input {x.shape[3]}x{x.shape[2]} is not a "
+                             f"multiple of the patch size {p} (short_side / multiple settings)")
+        return extractor(x.to(device)).float(), (x.shape[2] // p, x.shape[3] // p), size   # [B, N, C]
+
+    prop, pending = None, None
+    with ThreadPoolExecutor(max_workers=1) as encoder, ThreadPoolExecutor(max_workers=1) as masks:
+        ahead = collections.deque(encoder.submit(features, c) for c in chunks[:FEATURES_AHEAD])
         for i, chunk in enumerate(chunks):
-            x, size = reading.result()
-            if i + 1 < len(chunks):
-                reading = pool.submit(_read_frames, chunks[i + 1], short_side, multiple)
-            if x.shape[2] % p or x.shape[3] % p:
-                raise DavisError(f"{chunk[0]}: network input {x.shape[3]}x{x.shape[2]} is not a "
-                                 f"multiple of the patch size {p} (short_side / multiple settings)")
-            feats = extractor(x.to(device)).float()                   # [B, N, C]
+            feats, grid, size = ahead.popleft().result()
+            if i + FEATURES_AHEAD < len(chunks):
+                ahead.append(encoder.submit(features, chunks[i + FEATURES_AHEAD]))
             start = 0
             if prop is None:
-                grid = (x.shape[2] // p, x.shape[3] // p)
                 prop = Propagator(params, grid, feats[0], first_labels(annotation, grid).to(feats.device))
                 start = 1
             soft = [prop.step(f) for f in feats[start:]]
@@ -83,7 +94,7 @@ def propagate_sequence(extractor: FeatureExtractor, files: Sequence, params: Pro
                 pending = None
             if soft:
                 soft = torch.stack(soft).transpose(1, 2).reshape(len(soft), -1, *grid)  # [B, L, h, w]
-                pending = ([q.stem for q in chunk[start:]], pool.submit(soft_to_masks, soft, p, size))
+                pending = ([q.stem for q in chunk[start:]], masks.submit(soft_to_masks, soft, p, size))
         if pending is not None:
             yield from zip(pending[0], pending[1].result())
 
@@ -115,12 +126,16 @@ def propagate_split(extractor: FeatureExtractor, davis_root: str | Path, out_dir
     for i, files in enumerate(all_files, 1):
         t0 = time.perf_counter()
         palette = read_palette(files.annotations[0])
-        keep = {}
-        for stem, mask in propagate_sequence(extractor, files, params, short_side, multiple,
-                                             batch_size, device):
-            write_index_png(out_dir / files.name / f"{stem}.png", mask, palette)
-            if scorer is not None:
-                keep[stem] = mask
+        keep, written = {}, []
+        with ThreadPoolExecutor(max_workers=1) as writer:   # PNG encoding overlaps the rest
+            for stem, mask in propagate_sequence(extractor, files, params, short_side, multiple,
+                                                 batch_size, device):
+                written.append(writer.submit(write_index_png, out_dir / files.name / f"{stem}.png",
+                                             mask, palette))
+                if scorer is not None:
+                    keep[stem] = mask
+            for future in written:
+                future.result()                             # a failed write stops the run here
         dt = time.perf_counter() - t0
         msg = f"[{i}/{len(all_files)}] {files.name}: {len(files.frames)} frames in {dt:.1f} s " \
               f"({len(files.frames) / dt:.2f} frames/s)"

@@ -4,9 +4,11 @@
   encoder forward per frame, a dense ``N x N`` affinity per context frame, a neighbourhood mask
   built by four nested Python loops (once per sequence), top-k over the stacked dense matrix,
   a dense matrix product for the labels, a Python loop over channels for the normalisation.
-* :func:`reference_scores` / :func:`reference_statistics` follow the official
-  davis2017-evaluation procedure: per object, per frame, boundary maps by array shifts, OpenCV
-  dilation with a disk, edges of the Decay bins from ``linspace`` stored as uint8.
+* :func:`reference_scores` / :func:`reference_statistics` / :func:`reference_global` (defined
+  in :mod:`speed.reference.davis_eval`, the official evaluator restated as a whole process)
+  follow the official davis2017-evaluation procedure: per object, per frame, boundary maps by
+  array shifts, OpenCV dilation with a disk, edges of the Decay bins from ``linspace`` stored as
+  uint8.
 
 Nothing in the fast path imports this module.
 """
@@ -22,6 +24,7 @@ from PIL import Image
 from benchmarks.davis.features import read_frame
 from benchmarks.davis.io import VOID, Sequence, read_index_png
 from benchmarks.davis.propagation import PropagationParams
+from speed.reference.davis_eval import reference_global, reference_scores, reference_statistics
 
 
 # ------------------------------------------------------------------------------------ propagation
@@ -120,84 +123,6 @@ def reference_propagate(extractor, files: Sequence, params: PropagationParams,
             stats.setdefault("margins", []).append(
                 np.array(Image.fromarray(gap, mode="F").resize((w0, h0), 0)))
     return out
-
-
-# ------------------------------------------------------------------------------------ metrics
-def _seg2bmap(seg: np.ndarray) -> np.ndarray:
-    seg = seg.astype(bool)
-    right, down, diag = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
-    right[:, :-1] = seg[:, 1:]
-    down[:-1, :] = seg[1:, :]
-    diag[:-1, :-1] = seg[1:, 1:]
-    b = (seg ^ right) | (seg ^ down) | (seg ^ diag)
-    b[-1, :] = seg[-1, :] ^ right[-1, :]
-    b[:, -1] = seg[:, -1] ^ down[:, -1]
-    b[-1, -1] = 0
-    return b
-
-
-def _disk(radius: int) -> np.ndarray:
-    r = np.arange(-radius, radius + 1)
-    x, y = np.meshgrid(r, r)
-    return (x ** 2 + y ** 2 <= radius ** 2).astype(np.uint8)
-
-
-def _f_measure(fg: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) -> float:
-    import cv2
-    radius = int(np.ceil(bound_th * np.linalg.norm(fg.shape)))
-    fg_b, gt_b = _seg2bmap(fg), _seg2bmap(gt)
-    fg_dil = cv2.dilate(fg_b.astype(np.uint8), _disk(radius))
-    gt_dil = cv2.dilate(gt_b.astype(np.uint8), _disk(radius))
-    gt_match, fg_match = gt_b * fg_dil, fg_b * gt_dil
-    n_fg, n_gt = np.sum(fg_b), np.sum(gt_b)
-    if n_fg == 0 and n_gt > 0:
-        precision, recall = 1, 0
-    elif n_fg > 0 and n_gt == 0:
-        precision, recall = 0, 1
-    elif n_fg == 0 and n_gt == 0:
-        precision, recall = 1, 1
-    else:
-        precision, recall = np.sum(fg_match) / float(n_fg), np.sum(gt_match) / float(n_gt)
-    return 0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-
-
-def reference_scores(gt: np.ndarray, pred: np.ndarray, n_objects: int) -> tuple[np.ndarray, np.ndarray]:
-    """J and F ``[n_objects, T]`` with one loop iteration per object and frame."""
-    J = np.zeros((n_objects, gt.shape[0]))
-    F_ = np.zeros((n_objects, gt.shape[0]))
-    for k in range(n_objects):
-        for t in range(gt.shape[0]):
-            g, p = gt[t] == k + 1, pred[t] == k + 1
-            inter, union = np.sum(g & p), np.sum(g | p)
-            J[k, t] = 1.0 if np.isclose(union, 0) else inter / union
-            F_[k, t] = _f_measure(p, g)
-    return J, F_
-
-
-def reference_statistics(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean, Recall, Decay of one object's per-frame values (official edges: uint8)."""
-    mean = np.nanmean(values)
-    recall = np.nanmean(values > 0.5)
-    ids = (np.round(np.linspace(1, len(values), 5) + 1e-10) - 1).astype(np.uint8)
-    bins = [values[ids[i]:ids[i + 1] + 1] for i in range(4)]
-    return mean, recall, np.nanmean(bins[0]) - np.nanmean(bins[3])
-
-
-def reference_global(per_sequence: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[dict, dict]:
-    """Global numbers and per-object (J-Mean, F-Mean) from ``[(seq, J, F), ...]``."""
-    cols = {c: [] for c in ("JM", "JR", "JD", "FM", "FR", "FD")}
-    per_object = {}
-    for name, J, F_ in per_sequence:
-        for k in range(J.shape[0]):
-            jm, jr, jd = reference_statistics(J[k])
-            fm, fr, fd = reference_statistics(F_[k])
-            for c, v in zip(cols, (jm, jr, jd, fm, fr, fd)):
-                cols[c].append(v)
-            per_object[f"{name}_{k + 1}"] = (jm, fm)
-    g = {"J-Mean": np.mean(cols["JM"]), "J-Recall": np.mean(cols["JR"]), "J-Decay": np.mean(cols["JD"]),
-         "F-Mean": np.mean(cols["FM"]), "F-Recall": np.mean(cols["FR"]), "F-Decay": np.mean(cols["FD"])}
-    g["J&F-Mean"] = (g["J-Mean"] + g["F-Mean"]) / 2.0
-    return g, per_object
 
 
 __all__ = ["reference_propagate", "reference_scores", "reference_statistics", "reference_global"]
