@@ -26,6 +26,7 @@ data = dict(
         global_size=224, local_size=96, n_local=2,
         teacher_scale=(0.8, 1.0), global_scale=(0.5, 1.0), local_scale=(0.05, 0.4),
         global_window=3, local_window=2, random_sampling=False,
+        photometric_on_device=False,  # True: loader yields uint8 views, the jitter/blur runs batched on the GPU
     ),
 )
 loss = dict(
@@ -57,6 +58,8 @@ train = dict(
     # (pretrain/head.py, pretrain/loss.py): bf16 logits / 0.04 would lose ~0.04 nat of resolution.
     amp="bf16",
     seed=0,
-    log_interval=50,
+    log_interval=50,                 # the log line and log.jsonl report images/s, model FLOP/s and MFU
+    compile=None,                    # None | "blocks" | "model": torch.compile (GPU jobs; minutes to compile)
+    compile_mode="default",          # or "reduce-overhead" (CUDA graphs), "max-autotune"
     checkpoint_interval=1000,        # iterations; also at the end
 )
