@@ -83,8 +83,8 @@ class Setup:
         self.teacher.load_state_dict(_plain_state(trainer.teacher))
         for p in self.teacher.parameters():
             p.requires_grad_(False)
-        c = self.student.backbone.embed_dim
-        self.beta_sa, self.beta_ca = 0.1 / c ** 0.5, 0.2 / c ** 0.5
+        # the trainer's mean-shift scales (the config's, 0.1 and 0.2 / sqrt(384) for ViT-S)
+        self.beta_sa, self.beta_ca = float(trainer.beta_sa_sched[0]), float(trainer.beta_ca_sched[0])
         self.student.to(device)
         self.teacher.to(device)
 
