@@ -12,4 +12,4 @@ srun -p "$PARTITION" --job-name=flsl --gres=gpu:"$GPUS_PER_NODE" --ntasks="$GPUS
   --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 \
   bash -c 'export RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID
            export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1) MASTER_PORT=${PORT:-29511}
-           exec '"$ROOT"'/.venv/bin/python '"$ROOT"'/tools/pretrain.py "$@"' _ "$CONFIG" "$@"
+           exec '"$ROOT"'/.venv/bin/python '"$ROOT"'/tools/pretrain_flsl.py "$@"' _ "$CONFIG" "$@"

@@ -1,4 +1,4 @@
-"""Token-sampling masks: counts, placement, random mode (method.md section 2)."""
+"""Token-sampling masks: counts, placement, random mode (docs/method.md section 2)."""
 import torch
 
 from pretrain.views import MultiCropViews, ViewConfig, token_sampling_mask
