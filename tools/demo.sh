@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The end-to-end demo on generated data (2 CPU cores, about 11 minutes, no downloads):
-# FLSL pretraining of a small ViT -> export -> Mask R-CNN fine-tuning + COCO evaluation and
-# DAVIS-style label propagation + J&F, for the pretrained and the randomly initialised backbone
-# with the same budget -> a table (WORK/results.md, WORK/results.json) and figures.
+# The end-to-end demo on generated data (2 CPU cores: 7 minutes when quiet, no downloads):
+# FLSL pretraining of a small ViT -> export -> frozen-encoder probes (linear segmentation over
+# seeds, patch grouping), Mask R-CNN fine-tuning + COCO evaluation over 3 seeds, DAVIS-style label
+# propagation + J&F, for the pretrained and the randomly initialised encoder with the same budget
+# -> a table with each number's spread and a summary that claims only differences outside their
+# 95% interval (WORK/results.md with the figures embedded, WORK/results.json) and figures.
 #   tools/demo.sh [--quick] [--work-dir DIR] [--fresh] [--no-figures]
 # Sets up .venv on first use; re-running resumes after the last finished stage.
 set -euo pipefail

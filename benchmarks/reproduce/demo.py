@@ -29,8 +29,8 @@ from :mod:`benchmarks.reproduce.plan` (the same builders as tools/reproduce.py).
 single-threaded with fixed seeds, so the same command on the same machine prints the same table.
 
 A finished step is skipped when the demo is run again (``--fresh`` starts over). ``--quick`` is
-a test-sized budget (a few minutes on 2 CPU cores); the default budget is sized for about
-15 minutes there (docs/reproduce.md states the measured time).
+a test-sized budget (a few minutes on 2 CPU cores); the default budget measured 7 minutes on a
+quiet 2-core machine and 17 while other jobs shared its cores (docs/reproduce.md).
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ DEFAULT = Budget(
     mask_rcnn_seeds=(0, 1, 2),
     probe_seeds=(0, 1, 2, 3, 4),
     probe_epochs=20,
-    davis=dict(n_sequences=8, frames=(10, 14), size=(128, 224), seed=1),
+    davis=dict(n_sequences=24, frames=(10, 14), size=(128, 224), seed=1),
     davis_short_side=128,
 )
 QUICK = Budget(
@@ -478,7 +478,9 @@ def parse_args(argv=None):
     p.add_argument("--work-dir", default=None, help="output folder (default work_dirs/demo, quick: work_dirs/demo_quick)")
     p.add_argument("--quick", action="store_true", help="test-sized budget (a few minutes)")
     p.add_argument("--fresh", action="store_true", help="delete the work dir first")
-    p.add_argument("--no-figures", action="store_true", help="skip the encoder figures (the results chart is drawn)")
+    p.add_argument("--no-figures", action="store_true",
+                   help="draw no encoder figures or curves (those of an earlier run stay embedded; the "
+                        "results chart is always drawn)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per tool (default 1: on a 2-core machine, intra-op threads "
                         "competing with the data workers and other processes make every step "
@@ -520,7 +522,11 @@ def main(argv=None) -> int:
     prog.stage("davis", "DAVIS-style label propagation + J&F, both encoders")
     for_each_arm(lambda arm, prefix: davis(work, arm, backbones[arm], roots, budget, python, prefix), args.jobs)
     prog.stage("figures", "figures: cluster and attention maps of both encoders, pretraining curves")
-    figs = [] if args.no_figures else figures(work, backbones, roots, budget, python)
+    if args.no_figures:   # keep embedding what an earlier run drew
+        figs = [p for p in [work / "figures" / "pretraining.png", *sorted((work / "figures").glob("*_summary.png"))]
+                if p.is_file()]
+    else:
+        figs = figures(work, backbones, roots, budget, python)
     prog.stage("table", "table")
     results = collect_results(work, budget)
     comparisons = compare(results)

@@ -425,7 +425,7 @@ def results_figure(rows: Sequence[tuple[str, object]], title: str, a_label: str 
                           fmt="none", ecolor="black", capsize=3, linewidth=1)
     left.set_yticks(ys, [name for name, _ in rows], fontsize=9)
     left.set_ylim(-0.7, n - 0.3)
-    left.set_xlabel("percent: mean over seeds, error bar 1 standard deviation")
+    left.set_xlabel("percent: mean; error bar 1 standard deviation over seeds (protocols that train)")
     left.set_title("each arm", fontsize=10)
     left.legend(loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=2, fontsize=8, frameon=False)
     left.grid(axis="x", alpha=0.3)

@@ -222,8 +222,8 @@ def epoch_options(config: str, epochs: int) -> list[str]:
     """``--cfg-options`` entries that set ``config``'s epoch-based training to ``epochs`` epochs:
     the loop (``train_cfg.max_epochs``), the checkpoint interval (the last epoch is saved) and
     every by-epoch learning-rate scheduler, found by its ``type`` (never by a fixed list
-    position): its ``end`` becomes ``epochs`` and its milestones keep their distance from the
-    end (at least 1). Two by-epoch schedulers of one type are refused as ambiguous."""
+    position): its ``end`` becomes ``epochs`` and its milestones keep their distance from its
+    old end (at least 1). Two by-epoch schedulers of one type are refused as ambiguous."""
     from mmengine.config import Config
     path = _abs(config)
     if not path.is_file():
@@ -248,7 +248,8 @@ def epoch_options(config: str, epochs: int) -> list[str]:
         i = types.index(kind)
         out.append(f"param_scheduler.{i}.end={epochs}")
         if "milestones" in sched:
-            kept = [max(1, int(m) - old_end + epochs) for m in sched["milestones"]]
+            end = int(sched.get("end", old_end))
+            kept = [max(1, int(m) - end + epochs) for m in sched["milestones"]]
             out.append(f"param_scheduler.{i}.milestones=[{','.join(str(m) for m in kept)}]")
     return out
 

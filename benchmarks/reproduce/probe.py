@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -307,6 +308,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*torch.jit.interface.*")
     settings = Settings(seeds=tuple(args.seeds), epochs=args.epochs, batch=args.batch, lr=args.lr)
     doc = run_probe(args.checkpoint, args.data_root, settings, which=args.which)
     out = Path(args.out) / RESULTS

@@ -1,6 +1,7 @@
 """The demo's quick variant end to end (benchmarks/reproduce/demo.py --quick, what tools/demo.sh runs):
-every stage through the real tools, a table whose numbers are the tools' metric files, figures,
-and a second run that resumes without redoing anything."""
+every stage through the real tools, a table whose numbers are the tools' metric files with
+spreads recomputed here independently, figures, a second run that resumes without redoing
+anything, and a fresh second run that prints the identical table."""
 from __future__ import annotations
 
 import json
@@ -19,7 +20,6 @@ from pretrain.checkpoint import load_encoder_weights
 ROOT = Path(__file__).resolve().parents[2]
 COCO_RAW = {"bbox_AP": "coco/bbox_mAP", "bbox_AP50": "coco/bbox_mAP_50", "bbox_AP75": "coco/bbox_mAP_75",
             "segm_AP": "coco/segm_mAP", "segm_AP50": "coco/segm_mAP_50", "segm_AP75": "coco/segm_mAP_75"}
-DAVIS_RAW = {"JF_mean": "J&F-Mean", "J_mean": "J-Mean", "F_mean": "F-Mean"}
 
 
 @pytest.fixture(scope="module")
@@ -34,40 +34,78 @@ def demo(tmp_path_factory):
 
 def test_every_stage_ran_with_progress(demo):
     work, proc = demo
-    headers = re.findall(r"==> \[(\d)/7\]", proc.stdout)
-    assert headers == [str(i) for i in range(1, 8)]
+    headers = re.findall(r"==> \[(\d)/8\]", proc.stdout)
+    assert headers == [str(i) for i in range(1, 9)]
     assert "img/s" in proc.stdout                       # the pretraining's progress lines
-    for tool in ("tools/pretrain.sh", "tools/export_backbone.py", "tools/dist_train.sh", "tools/dist_test.sh",
-                 "tools/davis_propagate.py", "tools/visualize.py"):
+    for tool in ("tools/pretrain.sh", "tools/export_backbone.py", "benchmarks.reproduce.probe", "tools/dist_train.sh",
+                 "tools/dist_test.sh", "tools/davis_propagate.py", "tools/visualize.py"):
         assert f" {tool} " in proc.stdout, tool
     assert (work / "results.md").read_text() in proc.stdout
 
 
-def test_table_numbers_are_the_tools_metrics(demo):
+def _sd(values):
+    m = sum(values) / len(values)
+    return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def test_table_numbers_are_the_tools_metrics_with_their_spreads(demo):
+    """Every number behind the table is read back from the tools' own files; the means,
+    standard deviations and 95% intervals are recomputed here (scipy's t-tests) and the table's
+    cells are those numbers."""
+    from scipy import stats
+
+    from benchmarks.reproduce.demo import QUICK
     work, _ = demo
     doc = json.loads((work / "results.json").read_text())
     md = (work / "results.md").read_text()
+    per_arm = {}
     for arm in ("flsl", "random"):
-        raw = json.loads((work / "runs" / arm / "coco" / "test" / "test_metrics.json").read_text())
-        dav = json.loads((work / "runs" / arm / "davis" / "davis_results.json").read_text())["global"]
         got = doc["results"][arm]
-        for key, raw_key in COCO_RAW.items():
-            if raw[raw_key] < 0:            # pycocotools' -1: nothing to evaluate
-                assert got[key] is None
-                continue
-            assert got[key] == pytest.approx(100 * raw[raw_key], abs=1e-4)
-            assert 0.0 <= got[key] <= 100.0
-        for key, raw_key in DAVIS_RAW.items():
-            assert got[key] == pytest.approx(100 * dav[raw_key], abs=1e-4)
-            assert 0.0 <= got[key] <= 100.0
-        label = {"flsl": "FLSL-pretrained", "random": "random init"}[arm]
-        line = next(ln for ln in md.splitlines() if ln.startswith(f"| {label} |"))
-        cells = [c.strip() for c in line.strip("|").split("|")][1:]
-        keys = list(COCO_RAW) + list(DAVIS_RAW)
-        assert cells == ["-" if got[k] is None else f"{got[k]:.1f}" for k in keys]
-    for key in list(COCO_RAW) + list(DAVIS_RAW):
-        a, b = doc["results"]["flsl"][key], doc["results"]["random"][key]
-        assert doc["difference"][key] == (None if a is None or b is None else pytest.approx(a - b, abs=1e-3))
+        coco = {}
+        for seed in QUICK.mask_rcnn_seeds:
+            raw = json.loads((work / "runs" / arm / "coco" / f"seed{seed}" / "test" / "test_metrics.json").read_text())
+            for key, raw_key in COCO_RAW.items():
+                mine = got["mask_rcnn"][str(seed)][key]
+                if raw[raw_key] < 0:            # pycocotools' -1: nothing to evaluate
+                    assert mine is None
+                    continue
+                assert mine == pytest.approx(100 * raw[raw_key], abs=1e-4)
+                coco.setdefault(key, []).append(mine)
+        probe = json.loads((work / "runs" / arm / "probe" / "probe_results.json").read_text())
+        assert [r["seed"] for r in probe["linear"]] == list(QUICK.probe_seeds)
+        assert [got["probe"][str(r["seed"])] for r in probe["linear"]] == [r["mIoU"] for r in probe["linear"]]
+        assert got["grouping"] == probe["grouping"]
+        dav = json.loads((work / "runs" / arm / "davis" / "davis_results.json").read_text())
+        for obj, v in dav["per_object"].items():
+            assert got["davis"][obj] == {"J": pytest.approx(100 * v["J-Mean"]), "F": pytest.approx(100 * v["F-Mean"])}
+        # the per-object J&F average is the tool's global J&F
+        jf = [(o["J"] + o["F"]) / 2 for o in got["davis"].values()]
+        assert sum(jf) / len(jf) == pytest.approx(100 * dav["global"]["J&F-Mean"], abs=1e-6)
+        per_arm[arm] = {**coco, "probe_mIoU": [r["mIoU"] for r in probe["linear"]], "JF": jf}
+    comps = doc["comparisons"]
+    for key in list(COCO_RAW) + ["probe_mIoU"]:
+        a, b = per_arm["flsl"].get(key), per_arm["random"].get(key)
+        if not a or not b:
+            assert key not in comps
+            continue
+        c = comps[key]
+        assert c["flsl"]["mean"] == pytest.approx(sum(a) / len(a)) and c["random"]["sd"] == pytest.approx(_sd(b))
+        if _sd(a) + _sd(b) > 0:
+            ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+            assert c["difference"] + c["half_width"] == pytest.approx(ci.high)
+        label = {"probe_mIoU": "mIoU", "bbox_AP": "box AP", "segm_AP": "mask AP"}.get(key)
+        if label:
+            line = next(ln for ln in md.splitlines() if f"| {label} |" in ln)
+            cells = [x.strip() for x in line.strip("|").split("|")]
+            assert cells[2] == f"{sum(a) / len(a):.1f} ± {_sd(a):.1f}"
+            assert cells[4] == f"{c['difference']:+.1f} ± {c['half_width']:.1f}"
+            assert cells[6].strip("*") == c["verdict"]
+    jf = comps["JF_mean"]
+    d = [x - y for x, y in zip(per_arm["flsl"]["JF"], per_arm["random"]["JF"])]
+    assert jf["difference"] == pytest.approx(sum(d) / len(d)) and jf["paired"]
+    ci = stats.ttest_rel(per_arm["flsl"]["JF"], per_arm["random"]["JF"]).confidence_interval(0.95)
+    assert jf["difference"] + jf["half_width"] == pytest.approx(ci.high)
+    assert f"**Summary.** {doc['summary']}" in md
     # the DAVIS ground truth was evaluated on every generated sequence and object
     per_object = json.loads((work / "runs" / "flsl" / "davis" / "davis_results.json").read_text())["per_object"]
     seqs = (work / "data" / "davis" / "ImageSets" / "2017" / "val.txt").read_text().split()
@@ -94,16 +132,24 @@ def test_backbones_are_the_pretrained_teacher_and_its_initialisation(demo):
     assert len(moved) == len(start) - 1
 
 
-def test_figures_were_written(demo):
+def test_figures_were_written_and_embedded(demo):
+    from benchmarks.reproduce.figures import DPI, PANEL_INCHES
     work, _ = demo
     doc = json.loads((work / "results.json").read_text())
-    summaries = [ROOT / p if not Path(p).is_absolute() else Path(p) for p in doc["figures"]]
-    assert len(summaries) == 2 and all(p.is_file() for p in summaries)
-    with Image.open(summaries[0]) as im:
-        # quick budget: 96 x 128 images -> 6 x 8 patches, 4 default query patches: 6 panels
-        assert im.size == (128 * 6, 96)
-    for arm in ("flsl", "random"):
-        assert len(list((work / "figures" / arm).glob("*_attn_*.png"))) == 4
+    md = (work / "results.md").read_text()
+    figs = [ROOT / p if not Path(p).is_absolute() else Path(p) for p in doc["figures"]]
+    assert [p.name for p in figs] == ["results.png", "pretraining.png", "000000_summary.png"]
+    for p in figs:
+        assert p.is_file() and f"](figures/{p.name})" in md
+    with Image.open(figs[2]) as im:
+        # quick budget: 96 x 128 images, 4 default query patches: 2 rows (FLSL, random init) x 6 panels
+        w, h = im.size
+        assert abs(w - (PANEL_INCHES * 6 + 1.2) * DPI) <= 1 and abs(h - (PANEL_INCHES * 0.75 * 2 + 1.5) * DPI) <= 1
+    for p in figs[:2]:
+        with Image.open(p) as im:
+            assert im.size[0] >= 1000 and im.size[1] >= 250
+    for arm in ("flsl_pretrained", "random_init"):
+        assert len(list((work / "figures").glob(f"{arm}_*_attn_*.png"))) == 4
 
 
 def test_second_run_resumes_without_redoing(demo):
@@ -111,11 +157,28 @@ def test_second_run_resumes_without_redoing(demo):
     before = (work / "results.json").read_text()
     proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.demo", "--quick", "--work-dir", str(work), "--no-figures"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr
     assert "pretraining already done" in proc.stdout
-    assert proc.stdout.count("already evaluated") == 4
+    assert proc.stdout.count("already evaluated") == 2 + 2 * 2       # DAVIS, and Mask R-CNN per seed
+    assert proc.stdout.count("probes already done") == 2
     assert "tools/dist_train.sh" not in proc.stdout
     assert json.loads((work / "results.json").read_text())["results"] == json.loads(before)["results"]
+
+
+def test_a_fresh_run_prints_the_identical_table(demo, tmp_path):
+    """The same command twice on one machine: every stage again from nothing, the same table,
+    summary and per-seed numbers (fixed seeds, one thread per tool)."""
+    work, first = demo
+    again = tmp_path / "again"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.demo", "--quick", "--work-dir", str(again)],
+                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "2"}, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    table = (again / "results.md").read_text()
+    assert table in first.stdout and table in proc.stdout       # what each run printed at its end
+    assert (work / "results.md").read_text() == table
+    a, b = (json.loads(p.read_text()) for p in (work / "results.json", again / "results.json"))
+    assert a["results"] == b["results"] and a["comparisons"] == b["comparisons"]
 
 
 def test_arms_side_by_side_prefix_output_and_raise_failures(capsys):
