@@ -311,5 +311,5 @@ def plan(table: Table, opts: Options) -> list[Step]:
 
 
 __all__ = ["REPO", "DATA_LAYOUT", "DEFAULT_DATA_ROOT", "Step", "Options", "display_path", "data_roots",
-           "checkpoint_overrides", "final_checkpoint_name", "backbone_of", "row_dir", "dense_train_argv", "dense_test_argv",
-           "davis_argv", "uavdt_convert_argv", "epoch_options", "row_steps", "plan"]
+           "checkpoint_overrides", "final_checkpoint_name", "backbone_of", "row_dir", "dense_train_argv",
+           "dense_test_argv", "davis_argv", "uavdt_convert_argv", "epoch_options", "row_steps", "plan"]
