@@ -88,7 +88,12 @@ def main(argv=None) -> int:
                   f"run from {ROOT.name}/ (the repository root)")
             run_steps(steps, dry_run=True)
             return 0
-        if not args.collect_only:
+        if args.collect_only:
+            for step in steps:  # results are tabulated as found, but never silently
+                if step.has_result and step.stale_reasons:
+                    print(f"warning: {step.output}: stale result ({'; '.join(step.stale_reasons)})",
+                          file=sys.stderr)
+        else:
             run_steps(steps)
         results = {}
         for row in table.recipes:

@@ -20,6 +20,7 @@ import shlex
 from pathlib import Path
 
 from .errors import ReproduceError
+from .provenance import step_stale_reasons
 from .registry import DENSE, Recipe, Table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +38,10 @@ DEFAULT_DATA_ROOT = "data"
 
 @dataclasses.dataclass
 class Step:
-    """One command. ``output`` exists once the step is done; ``inputs`` must exist before it runs."""
+    """One command. ``inputs`` must exist before it runs. It is done when ``output`` exists
+    *and* its provenance record (:mod:`.provenance`: command, input digests, config digest)
+    still matches: a result made from another checkpoint, config or command is stale and the
+    step runs again."""
 
     kind: str                  # "pretrain" | "convert" | "train" | "test" | "davis"
     label: str                 # what it makes, e.g. "coco/flsl_vits16: Mask R-CNN fine-tuning"
@@ -45,9 +49,20 @@ class Step:
     output: Path
     env: dict = dataclasses.field(default_factory=dict)
     inputs: tuple = ()
+    config: str | None = None  # the MMEngine config the command reads (its merged content counts)
+    work_dir: Path | None = None  # a run folder that resumes: set aside before a stale re-run
+
+    @property
+    def stale_reasons(self) -> list[str]:
+        """Why the step must run (empty when done): ``no result``, ``input X changed``..."""
+        return step_stale_reasons(self, REPO)
 
     @property
     def done(self) -> bool:
+        return not self.stale_reasons
+
+    @property
+    def has_result(self) -> bool:
         return _abs(self.output).is_file()
 
     def shell(self) -> str:
@@ -178,7 +193,8 @@ def backbone_of(row: str, recipe: Recipe, opts: Options) -> tuple[str, Step | No
         argv = ["tools/pretrain.sh", p.config, str(opts.gpus), "--work-dir", str(wd),
                 "--cfg-options", *cfg_options]
         env = {}
-    return str(out), Step("pretrain", f"pretrain/{p.name}: FLSL pretraining ({p.config})", argv, out, env)
+    return str(out), Step("pretrain", f"pretrain/{p.name}: FLSL pretraining ({p.config})", argv, out, env,
+                          config=p.config, work_dir=wd)
 
 
 def row_dir(opts: Options, table: str, row: str) -> Path:
@@ -272,15 +288,16 @@ def row_steps(table: Table, row: str, opts: Options) -> tuple[list[Step], str]:
                               Path(root) / "annotations" / "uavdt_train.json"))
         final = wd / final_checkpoint_name(recipe.config)
         steps.append(Step("train", f"{where}: fine-tuning ({recipe.config})",
-                          dense_train_argv(recipe.config, opts.gpus, wd, ckpt, root), final, inputs=(ckpt,)))
+                          dense_train_argv(recipe.config, opts.gpus, wd, ckpt, root), final, inputs=(ckpt,),
+                          config=recipe.config, work_dir=wd))
         steps.append(Step("test", f"{where}: evaluation of {final.name}",
                           dense_test_argv(recipe.config, final, opts.gpus, wd / "test", root),
-                          wd / "test" / "test_metrics.json", inputs=(str(final),)))
+                          wd / "test" / "test_metrics.json", inputs=(str(final),), config=recipe.config))
     else:  # DAVIS label propagation: no training
         out = wd / "davis"
         steps.append(Step("davis", f"{where}: DAVIS 2017 label propagation + J&F",
                           davis_argv(opts.python, recipe.config, ckpt, opts.data_roots["davis"], out),
-                          out / "davis_results.json", inputs=(ckpt,)))
+                          out / "davis_results.json", inputs=(ckpt,), config=recipe.config))
     return steps, ckpt
 
 

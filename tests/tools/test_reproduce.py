@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.reproduce import ReproduceError
+from benchmarks.reproduce.provenance import record_step
 from benchmarks.reproduce.references import MISSING, load_references
 from benchmarks.reproduce.registry import RECIPES, TABLES, table
 
@@ -175,18 +176,46 @@ def test_dry_run_with_checkpoint_skips_pretraining_and_marks_finished_steps(tmp_
     assert _cfg_options(train[0])["data_root"] == str(tmp_path / "u") + "/"
     # the DINO row keeps its released checkpoint
     assert _cfg_options(train[1])["model.backbone.init_cfg.checkpoint"] == "checkpoints/dino_deitsmall16_pretrain.pth"
-    # a finished step is printed as a comment, not as a command to run
+    # an output file alone is not a finished step: without a record of what made it, it is stale
     final = Path(train[0][train[0].index("--work-dir") + 1]) / "epoch_12.pth"
     final.parent.mkdir(parents=True)
     final.write_bytes(b"")
-    proc = reproduce("uavdt", "--dry-run", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt)
+    args = ("uavdt", "--dry-run", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt)
+    proc = reproduce(*args)
+    assert "#   stale result, to redo: no provenance record" in proc.stdout
+    assert any(c[0] == "tools/dist_train.sh" and str(final) .startswith(c[c.index("--work-dir") + 1])
+               for c in _commands(proc.stdout))
+    # a step whose record matches (what execute.run_steps writes after a success) is done
+    step = _plan_step(work, ckpt, "uavdt/flsl_vits16: fine-tuning")
+    record_step(step, ROOT)
+    proc = reproduce(*args)
     assert "# [2/5] done: uavdt/flsl_vits16" in proc.stdout
     assert not any(c[0] == "tools/dist_train.sh" and str(final.parent) in c for c in _commands(proc.stdout))
+    # another checkpoint under the same name: the result is stale again, and says why
+    other = _tiny_export(tmp_path / "other", patch=16, seed=1)
+    ckpt.write_bytes(other.read_bytes())
+    (ckpt.parent / (ckpt.name + ".sha256")).unlink(missing_ok=True)
+    proc = reproduce(*args)
+    assert f"#   stale result, to redo: input {ckpt} changed" in proc.stdout
+    # --collect-only tabulates what it finds but names the stale result
+    proc = reproduce("uavdt", "--collect-only", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt)
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: {final}: stale result (input {ckpt} changed" in proc.stderr
 
 
-def _tiny_export(folder: Path, patch: int) -> Path:
+def _plan_step(work: Path, ckpt: Path, label_start: str):
+    from benchmarks.reproduce.plan import Options, checkpoint_overrides, data_roots, display_path, plan
+    opts = Options(work_root=display_path(work), gpus=1, data_roots=data_roots(None),
+                   checkpoints=checkpoint_overrides([str(ckpt)]))
+    return next(s for s in plan(table("uavdt"), opts) if s.label.startswith(label_start))
+
+
+def _tiny_export(folder: Path, patch: int, seed: int = 0) -> Path:
+    import torch
+
     from pretrain.checkpoint import export_encoder
     from pretrain.encoder import build_encoder
+    torch.manual_seed(seed)
     path = folder / f"tiny_p{patch}.safetensors"
     export_encoder(build_encoder("vit_tiny_patch16_224", depth=1, img_size=64, patch_size=patch), path)
     return path
@@ -326,7 +355,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     bad.parent.mkdir(parents=True)
     bad.write_text("{not json")
     proc = reproduce("coco", "--collect-only", "--work-root", tmp_path / "w")
-    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and str(bad) in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]  # stale-result warnings may come first
+    assert proc.returncode == 2 and last.startswith("error: ") and str(bad) in last
     assert "Traceback" not in proc.stderr
     bad.write_text(json.dumps({"mIoU": 40.0}))
     proc = reproduce("coco", "--collect-only", "--work-root", tmp_path / "w")
@@ -406,3 +436,29 @@ def test_the_demo_builds_its_commands_with_the_plans_builders():
     assert cfg.train_cfg.max_epochs == epochs and cfg.randomness.seed == 2 and cfg.data_root == "x/coco/"
     assert cfg.model.backbone.init_cfg.checkpoint == "w/b.safetensors"
     assert next(s for s in cfg.param_scheduler if s.type == "MultiStepLR").milestones == [epochs - 1]
+
+
+def test_run_steps_records_provenance_and_sets_aside_a_stale_run(tmp_path):
+    """execute.run_steps: a success writes the record (the step is then done); a finished result
+    whose input changed is redone after its run folder is renamed, never deleted."""
+    from benchmarks.reproduce.execute import run_steps
+    from benchmarks.reproduce.plan import Step
+    src = tmp_path / "input.bin"
+    src.write_bytes(b"first")
+    wd = tmp_path / "run"
+    out = wd / "result.txt"
+    code = ("import sys, pathlib; p = pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True); "
+            "p.write_bytes(pathlib.Path(sys.argv[2]).read_bytes())")
+    step = Step("train", "toy", [sys.executable, "-c", code, str(out), str(src)], out, inputs=(str(src),),
+                work_dir=wd)
+    assert step.stale_reasons == ["no result"]
+    logs = []
+    assert run_steps([step], log=logs.append) == 1
+    assert step.done and out.read_bytes() == b"first"
+    assert run_steps([step], log=logs.append) == 0  # nothing to redo
+    src.write_bytes(b"second")
+    assert not step.done and step.stale_reasons[0].startswith(f"input {src} changed")
+    assert run_steps([step], log=logs.append) == 1
+    assert out.read_bytes() == b"second" and step.done
+    assert (tmp_path / "run.stale-1" / "result.txt").read_bytes() == b"first"  # kept
+    assert any("previous run kept as" in line for line in logs)
