@@ -43,7 +43,7 @@ def load_image(path: str | Path, short_side: int, patch: int) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, Image.DecompressionBombError) as err:  # the bomb is neither
         raise FigureError(f"{path}: cannot read image ({err})") from None
     w, h = im.size
     s = short_side / min(w, h)

@@ -430,6 +430,13 @@ def s_synthetic_out_under_file(ctx):
     return ["coco", "--out", str(ctx.keep["file"]), "--n-train", "1", "--n-val", "1"]
 
 
+def s_visualize_bomb(ctx):
+    image = png_bomb(ctx.tmp / "bomb.png")
+    ctx.reads(image)
+    ctx.keep["file"] = image
+    return [str(ctx.export()), str(image), "--out", str(ctx.tmp / "figures")]
+
+
 def _file(ctx):
     return str(ctx.keep["file"])
 
@@ -596,6 +603,11 @@ CASES = [
     Case("synthetic-out-under-file", "make_synthetic.py", "`--out` under a regular file",
          "error: <data>/coco (--out): cannot be created: <data> is a file, not a folder",
          s_synthetic_out_under_file, _file),
+    # --- figures
+    Case("visualize-bomb", "visualize.py", "an image declaring 30000x30000 pixels",
+         "error: <bomb.png>: cannot read image (Image size (900000000 pixels) exceeds limit of <limit> "
+         "pixels, could be decompression bomb DOS attack.)",
+         s_visualize_bomb, _file),
 ]
 
 
