@@ -7,6 +7,8 @@
                     the user's umask
 ``core.dist``       "is a multi-process job running" and its rank / world size
 ``core.constants``  image normalisation constants
+``core.config``     MMEngine configs read with one-line errors, ``--cfg-options`` checked against
+                    the values they replace
 
 ``core`` imports nothing from ``pretrain`` or ``benchmarks``; both import from it.
 """
