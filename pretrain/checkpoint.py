@@ -322,7 +322,7 @@ def _split_backbone(sub: dict) -> tuple[dict, dict]:
     backbone's tensors (prefixes removed) and the rest (key -> reason it is not used)."""
     state, rest = {}, {}
     for key, value in sub.items():
-        k = key[len("module."):] if key.startswith("module.") else key
+        k = key.removeprefix("module.")
         if k.startswith("backbone."):
             state[k[len("backbone."):]] = value
         else:
@@ -368,7 +368,7 @@ def load_encoder_weights(path: str | os.PathLike, which: str = "teacher") -> Loa
         if any(k.startswith(("module.backbone.", "backbone.")) for k in sub):
             state, rest = _split_backbone(sub)
         else:
-            state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sub.items()}
+            state = {k.removeprefix("module."): v for k, v in sub.items()}
         not_read = tuple(sorted(k for k in raw if k != which))
     elif isinstance(raw.get("state_dict"), dict):
         # iBOT's released backbones (checkpoint_teacher.pth): {"state_dict": ViT state dict}

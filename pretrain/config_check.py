@@ -12,7 +12,7 @@ import dataclasses
 import inspect
 import math
 
-from core.config import apply_options
+from core.config import apply_options, lookup
 from core.errors import ConfigError
 
 
@@ -169,15 +169,6 @@ REQUIRED = ("model.arch", "model.out_dim", "data.root", "data.batch_size_per_gpu
 OPTIONAL_PATTERNS = (*SCHEMA, "model.arch_kwargs.*", "data.views.*", "data.generate.*")
 
 
-def _get(cfg, key: str):
-    node = cfg
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None, False
-        node = node[part]
-    return node, True
-
-
 def check_config(cfg, source: str = "config") -> None:
     """Raise :class:`ConfigError` for the first entry of :data:`SCHEMA` with an unusable value
     or a missing required entry; ``source`` names the config in the message."""
@@ -186,10 +177,10 @@ def check_config(cfg, source: str = "config") -> None:
         if not isinstance(tree.get(section), dict):
             raise ConfigError(f"{source}: section {section!r} missing (a dict such as {section} = dict(...))")
     for key in REQUIRED:
-        if not _get(tree, key)[1]:
+        if not lookup(tree, key)[1]:
             raise ConfigError(f"{source}: {key} missing")
     for key, check in SCHEMA.items():
-        value, found = _get(tree, key)
+        value, found = lookup(tree, key)
         if found:
             err = check(value)
             if err:

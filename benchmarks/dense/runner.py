@@ -252,7 +252,7 @@ def load_for_test(runner, checkpoint: str | os.PathLike) -> None:
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ConfigError(f"{checkpoint}: not a model checkpoint (no state dict)")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     load_strict(model, state, str(checkpoint), what="the model of the config")
     runner._has_loaded = True  # MMEngine's load_or_resume would load load_from again, non-strictly
