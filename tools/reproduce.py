@@ -25,7 +25,7 @@ from core.errors import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from benchmarks.reproduce.registry import RECIPES, TABLES
+from benchmarks.reproduce.registry import TABLES
 
 
 def parse_args(argv=None):

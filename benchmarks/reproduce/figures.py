@@ -162,12 +162,15 @@ def _upsample(grid_map: np.ndarray, patch: int) -> np.ndarray:
     return np.repeat(np.repeat(grid_map, patch, axis=0), patch, axis=1)
 
 
+def _blend(over: np.ndarray, image: np.ndarray, alpha: float) -> np.ndarray:
+    return (alpha * over + (1 - alpha) * image).round().clip(0, 255).astype(np.uint8)
+
+
 def cluster_image(labels: np.ndarray, image: np.ndarray, patch: int, alpha: float = 0.6) -> np.ndarray:
     """``[h, w]`` cluster ids over ``image`` ``[H, W, 3]`` -> ``[H, W, 3]`` uint8 overlay."""
     from matplotlib import colormaps
     colours = (np.asarray(colormaps["tab20"].colors) * 255)[labels % 20]            # [h, w, 3]
-    over = _upsample(colours, patch)
-    return (alpha * over + (1 - alpha) * image).round().clip(0, 255).astype(np.uint8)
+    return _blend(_upsample(colours, patch), image, alpha)
 
 
 def attention_image(attn: np.ndarray, image: np.ndarray, patch: int, query: tuple[int, int],
@@ -177,7 +180,7 @@ def attention_image(attn: np.ndarray, image: np.ndarray, patch: int, query: tupl
     from matplotlib import colormaps
     a = attn / attn.max() if attn.max() > 0 else attn
     heat = colormaps["inferno"](a)[..., :3] * 255
-    out = (alpha * _upsample(heat, patch) + (1 - alpha) * image).round().clip(0, 255).astype(np.uint8)
+    out = _blend(_upsample(heat, patch), image, alpha)
     r, c = query
     y0, x0 = r * patch, c * patch
     out[y0, x0:x0 + patch] = out[y0 + patch - 1, x0:x0 + patch] = 255

@@ -37,7 +37,6 @@ import dataclasses
 import json
 import warnings
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -218,8 +217,8 @@ def grouping_auc(tokens: torch.Tensor, segment: torch.Tensor) -> float | None:
     z = F.normalize(tokens.double(), dim=1)
     sim = z @ z.T
     upper = torch.triu(torch.ones_like(sim, dtype=torch.bool), diagonal=1)
-    same = (segment[:, None] == segment[None, :]) & upper
-    cross = (~(segment[:, None] == segment[None, :])) & upper
+    equal = segment[:, None] == segment[None, :]
+    same, cross = equal & upper, ~equal & upper
     pos, neg = sim[same].numpy(), sim[cross].numpy()
     if len(pos) == 0 or len(neg) == 0:
         return None
