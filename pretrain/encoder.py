@@ -225,25 +225,6 @@ def block_outputs(model: nn.Module, images: torch.Tensor, indices: Sequence[int]
     return [outs[i] for i in indices]
 
 
-def grid_shape(model: nn.Module, height: int, width: int) -> tuple[int, int]:
-    p = patch_size(model)
-    return height // p, width // p
-
-
-def num_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def flops_per_image(model: nn.Module, tokens: int) -> float:
-    """Approximate forward multiply-adds x2 (FLOPs) of the transformer blocks for ``tokens``."""
-    c = model.embed_dim
-    depth = len(model.blocks)
-    mlp = model.blocks[0].mlp.fc1.out_features
-    per_block = 2 * tokens * (4 * c * c + 2 * c * mlp) + 2 * 2 * tokens * tokens * c
-    patch = 2 * tokens * c * 3 * patch_size(model) ** 2
-    return depth * per_block + patch
-
-
 __all__ = ["EncoderSpec", "POSITION_RULES", "DEFAULT_POSITIONS", "resample_positions",
            "RuledVisionTransformer", "build_encoder", "encode", "block_outputs", "patch_size",
-           "sincos_pos_embed_2d", "grid_shape", "num_params", "flops_per_image"]
+           "sincos_pos_embed_2d"]

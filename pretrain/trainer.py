@@ -7,9 +7,6 @@ CPU (same thread count); see ``tests/pretrain/test_resume.py``.
 """
 from __future__ import annotations
 
-from core.errors import FLSLError
-from core.files import make_dirs
-
 import json
 import logging
 import math
@@ -22,6 +19,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+
+from core.errors import FLSLError
+from core.files import make_dirs
 
 from .checkpoint import CheckpointError, export_encoder, load_safely, save_atomic
 from .config_check import check_config
@@ -145,13 +145,15 @@ class Trainer:
         self.seed = int(t.get("seed", 0))
         torch.manual_seed(self.seed)
         self.spec = EncoderSpec.make(m.arch, **dict(m.get("arch_kwargs", {})))
-        student = FLSLNet(self.spec, m.get("drop_path_rate", 0.1), m.out_dim, m.get("hidden_dim", 2048),
-                          m.get("bottleneck_dim", 256), m.get("norm_last_layer", True))
-        teacher = FLSLNet(self.spec, 0.0, m.out_dim, m.get("hidden_dim", 2048),
-                          m.get("bottleneck_dim", 256), m.get("norm_last_layer", True))
-        # a fresh network of the same shapes, for counting a step's FLOPs (MFU in the log)
-        self._make_net = lambda: FLSLNet(self.spec, 0.0, m.out_dim, m.get("hidden_dim", 2048),
-                                         m.get("bottleneck_dim", 256), m.get("norm_last_layer", True))
+
+        def make_net(drop_path_rate: float = 0.0) -> FLSLNet:
+            return FLSLNet(self.spec, drop_path_rate, m.out_dim, m.get("hidden_dim", 2048),
+                           m.get("bottleneck_dim", 256), m.get("norm_last_layer", True))
+
+        student = make_net(m.get("drop_path_rate", 0.1))
+        teacher = make_net()
+        # fresh networks of the same shapes count a step's FLOPs (MFU in the log)
+        self._make_net = make_net
         self._flops_per_image = None
         teacher.load_state_dict(student.state_dict())
         for p in teacher.parameters():
