@@ -17,24 +17,36 @@ from core.errors import FLSLError
 from core.files import check_output_path
 
 import dataclasses
+import io
 import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from .png import decode_label_png, png_size
 
 IMAGES = Path("JPEGImages/480p")
 ANNOTATIONS = Path("Annotations/480p")
 IMAGESETS = Path("ImageSets/2017")
 VOID = 255
-#: Pillow's errors for a file it cannot decode; DecompressionBombError (a header declaring a huge
-#: image) is not an OSError
-UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 log = logging.getLogger("flsl")
 
 
 class DavisError(FLSLError, ValueError):
     """Bad DAVIS input; the message names the file."""
+
+
+def _pillow():
+    """Pillow's ``Image`` module, imported on first use: scoring decodes its label maps without
+    it (:mod:`benchmarks.davis.png`), so a process that only scores skips its 10 ms import."""
+    from PIL import Image
+    return Image
+
+
+def unreadable():
+    """Pillow's errors for a file it cannot decode (for ``except``); DecompressionBombError (a
+    header declaring a huge image) is not an OSError."""
+    return (OSError, SyntaxError, ValueError, _pillow().DecompressionBombError)
 
 
 # ------------------------------------------------------------------------------------ palette
@@ -54,9 +66,9 @@ def default_palette() -> np.ndarray:
 def read_palette(path: str | Path) -> np.ndarray:
     """Palette of an indexed PNG as ``[768]`` uint8 (padded with the default palette)."""
     try:
-        with Image.open(path) as im:
+        with _pillow().open(path) as im:
             pal = im.getpalette() or []
-    except UNREADABLE as err:
+    except unreadable() as err:
         raise DavisError(f"{path}: unreadable annotation ({err})") from None
     out = default_palette()
     pal = np.asarray(pal[:768], dtype=np.uint8)
@@ -69,7 +81,7 @@ def write_index_png(path: str | Path, mask: np.ndarray, palette: np.ndarray | No
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise DavisError(f"{path}: a label map must be 2-D, got shape {mask.shape}")
-    im = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))  # "L"; putpalette makes it "P"
+    im = _pillow().fromarray(np.ascontiguousarray(mask, dtype=np.uint8))  # "L"; putpalette makes it "P"
     im.putpalette((default_palette() if palette is None else palette).tolist())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     im.save(path, format="PNG")
@@ -85,11 +97,18 @@ def read_index_png(path: str | Path, what: str = "annotation", allow_grey: bool 
     if not path.is_file():
         raise DavisError(f"{path}: {what} not found")
     try:
-        with Image.open(path) as im:
-            mode = im.mode
+        data = path.read_bytes()
+        fast = decode_label_png(data)  # the common layout, decoded directly; else Pillow
+        if fast is not None:
+            labels, mode = fast
             if mode == "P" or (allow_grey and mode == "L"):
-                return np.array(im, dtype=np.uint8)
-    except UNREADABLE as err:
+                return labels
+        else:
+            with _pillow().open(io.BytesIO(data)) as im:
+                mode = im.mode
+                if mode == "P" or (allow_grey and mode == "L"):
+                    return np.array(im, dtype=np.uint8)
+    except unreadable() as err:
         raise DavisError(f"{path}: unreadable {what} ({err})") from None
     allowed = "P (palette)" + (" or L (grey ids)" if allow_grey else "")
     raise DavisError(f"{path}: {what} is not an indexed palette PNG (mode {mode}, expected "
@@ -98,12 +117,20 @@ def read_index_png(path: str | Path, what: str = "annotation", allow_grey: bool 
 
 def image_size(path: str | Path, what: str = "frame") -> tuple[int, int]:
     """``(height, width)`` from the file header (no decoding)."""
+    if str(path).lower().endswith(".png"):
+        try:
+            with open(path, "rb") as f:
+                size = png_size(f.read(33))
+            if size is not None:
+                return size
+        except OSError:
+            pass  # Pillow below reports it
     try:
-        with Image.open(path) as im:
+        with _pillow().open(path) as im:
             w, h = im.size
     except FileNotFoundError:
         raise DavisError(f"{path}: {what} not found") from None
-    except UNREADABLE as err:
+    except unreadable() as err:
         raise DavisError(f"{path}: unreadable {what} ({err})") from None
     return h, w
 
@@ -195,7 +222,8 @@ def sequence_files(root: str | Path, seq: str, need_frames: bool = True,
     Checks: the folders exist and are not empty; frame numbers have no gap; every annotation
     has its frame; the first annotation is the first frame's; every annotation has the size of
     its frame and every frame the size of the first one. With ``need_frames=False`` (scoring
-    only) the frames folder may be absent and the frames list is the annotations'.
+    only) the frames folder is not looked at (the official evaluator opens no frame either),
+    only the annotations are checked, and the frames list is named after the annotations.
     """
     root = Path(root)
     fdir, adir = root / IMAGES / seq, root / ANNOTATIONS / seq
@@ -205,10 +233,11 @@ def sequence_files(root: str | Path, seq: str, need_frames: bool = True,
     anns = _listing(adir, ".png")
     if not anns:
         raise DavisError(f"{adir}: no annotation PNG for sequence {seq!r}")
-    if not fdir.is_dir():
+    if not need_frames or not fdir.is_dir():
         if need_frames:
             raise DavisError(f"{fdir}: frame folder of sequence {seq!r} (listed in {split_file}) "
                              "not found")
+        # scoring reads no frame (as the official evaluator): the annotations' own checks only
         _check_contiguous(anns, adir, ".png", "annotation")
         return Sequence(seq, [fdir / (p.stem + ".jpg") for p in anns], anns,
                         image_size(anns[0], "annotation"))
@@ -236,8 +265,6 @@ def sequence_files(root: str | Path, seq: str, need_frames: bool = True,
         if s != size:
             raise DavisError(f"{a}: annotation is {s[1]}x{s[0]} (WxH) but its frame "
                              f"{by_stem[a.stem].name} is {size[1]}x{size[0]}")
-    if not need_frames:  # scoring reads the annotated frames only
-        frames = [by_stem[a.stem] for a in anns]
     return Sequence(seq, frames, anns, size)
 
 
@@ -274,7 +301,8 @@ def check_first_annotation(first_annotation: np.ndarray, path: str | Path) -> in
     if k == 0:
         raise DavisError(f"{path}: the first-frame annotation holds no object (only background "
                          "0 and void 255); there is nothing to propagate or score")
-    present = set(np.unique(first_annotation).tolist()) - {0, VOID}
+    counts = np.bincount(np.asarray(first_annotation, dtype=np.uint8).ravel(), minlength=256)
+    present = set(np.flatnonzero(counts).tolist()) - {0, VOID}   # (a sort-free np.unique)
     missing = k - len(present)
     if missing and str(path) not in _WARNED:
         _WARNED.add(str(path))
@@ -289,4 +317,4 @@ def check_first_annotation(first_annotation: np.ndarray, path: str | Path) -> in
 __all__ = ["DavisError", "IMAGES", "ANNOTATIONS", "IMAGESETS", "VOID", "default_palette",
            "read_palette", "write_index_png", "read_index_png", "image_size", "read_split",
            "Sequence", "sequence_files", "read_annotations", "n_objects", "check_first_annotation",
-           "check_jpeg_complete", "check_output_folder", "UNREADABLE"]
+           "check_jpeg_complete", "check_output_folder", "unreadable"]
