@@ -12,7 +12,6 @@ import contextlib
 import errno
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -32,6 +31,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     make_parent(path)
     try:
+        import tempfile  # here: a tool that writes nothing skips its (and shutil's) import
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise FLSLError(f"{path}: cannot be written ({err.strerror})") from None

@@ -280,10 +280,16 @@ def read_annotations(seq: Sequence) -> np.ndarray:
     return out
 
 
+def _ids_present(labels: np.ndarray) -> np.ndarray:
+    """The ids 1..254 occurring in a uint8 label map, ascending (one counting pass, no sort)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.uint8).ravel(), minlength=256)
+    return np.flatnonzero(counts[1:VOID]) + 1
+
+
 def n_objects(first_annotation: np.ndarray) -> int:
     """Objects of a sequence: ids 1..(largest id of the first annotation, void excluded)."""
-    ids = first_annotation[first_annotation != VOID]
-    return int(ids.max()) if ids.size else 0
+    ids = _ids_present(first_annotation)
+    return int(ids[-1]) if ids.size else 0
 
 
 _WARNED: set = set()  # first annotations already warned about (propagation, then scoring)
@@ -297,12 +303,11 @@ def check_first_annotation(first_annotation: np.ndarray, path: str | Path) -> in
     object with an empty mask that scores J = F = 1 when predicted empty, so a stray pixel of id
     200 turns two objects into 200 and lifts J&F towards 1: that is warned about, naming the ids.
     """
-    k = n_objects(first_annotation)
+    present = _ids_present(first_annotation).tolist()
+    k = present[-1] if present else 0
     if k == 0:
         raise DavisError(f"{path}: the first-frame annotation holds no object (only background "
                          "0 and void 255); there is nothing to propagate or score")
-    counts = np.bincount(np.asarray(first_annotation, dtype=np.uint8).ravel(), minlength=256)
-    present = set(np.flatnonzero(counts).tolist()) - {0, VOID}   # (a sort-free np.unique)
     missing = k - len(present)
     if missing and str(path) not in _WARNED:
         _WARNED.add(str(path))

@@ -4,30 +4,46 @@ speed/bench_davis.py and the tests.
 
     python -m speed.reference.davis_eval --data-root ROOT --results OUT [--split val]
 
-What the official process does, in order: it imports numpy, Pillow, OpenCV, SciPy's assignment
-solver and tqdm (and pandas, absent here: the CSV files are written with the ``csv`` module);
-for every sequence of ``ImageSets/2017/<split>.txt`` it reads all annotations with Pillow into a
-float64 array (void 255 set to 0), and one array per object of their equality with the object's
-id (ids 1..the first annotation's largest); it drops the first and the last frame, reads the
-predictions the same way, then per object computes J over all frames at once (intersection /
-union, 1 where the union is empty) and F frame by frame (Berkeley boundary maps, OpenCV
-dilation with a disk of radius ``ceil(0.008 * diagonal)``, precision / recall with the official
-special cases); per object Mean, Recall (> 0.5) and Decay (bins from ``linspace`` stored as
-uint8); global numbers are means over objects. It writes ``global_results-<split>.csv`` and
-``per-sequence_results-<split>.csv`` (``%.3f``) and prints the global table.
+What the official process does, in order, and so what this one does:
+
+* imports numpy, pandas (``evaluation_method.py``), tqdm, SciPy's assignment solver
+  (``davis2017/evaluation.py``), Pillow and OpenCV (``davis.py``, ``metrics.py``);
+  scikit-image's ``disk`` is imported inside the F measure, so on its first call;
+* lists, for every sequence of ``ImageSets/2017/<split>.txt``, the JPEG frames (a sequence
+  without any is an error) and the annotations, sorted with ``np.sort``;
+* reads all annotations with Pillow into a float64 array (the first one twice: once for the
+  shape), sets void 255 to 0, takes the object count from the first annotation's largest id and
+  makes one boolean array per object; drops the first and the last frame; reads the
+  predictions the same way (first one twice);
+* per object: the void mask (``gt == 255`` on the boolean masks, so never set: void pixels
+  count as background), J over all frames at once (intersection / union excluding void, 1
+  where the union is empty), then F frame by frame: Berkeley boundary maps of the masks with
+  void removed, OpenCV dilation with scikit-image's disk of radius ``ceil(0.008 * diagonal)``
+  (built twice per frame), precision / recall with the official special cases;
+* per object Mean, Recall (> 0.5) and Decay (bins from ``linspace`` stored as uint8); global
+  numbers are means over objects;
+* builds pandas tables, writes ``global_results-<split>.csv`` and
+  ``per-sequence_results-<split>.csv`` with ``to_csv(index=False, float_format="%.3f")`` and
+  prints both tables.
+
+Where the official code no longer runs on today's numpy (``np.bool``) the builtin ``bool`` is
+used. The reference keeps one behaviour of ours for predictions with fewer ids than the
+sequence has objects: the missing objects score empty masks (newer official versions pad with
+empty masks the same way; older ones stop).
 
 Nothing here imports torch; the project's fast path never imports this module.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
+from glob import glob
 
 import cv2
 import numpy as np
+import pandas as pd
 from PIL import Image
 from scipy.optimize import linear_sum_assignment  # noqa: F401  (imported by the official tool)
 from tqdm import tqdm
@@ -49,17 +65,16 @@ def _seg2bmap(seg: np.ndarray) -> np.ndarray:
     return b
 
 
-def _disk(radius: int) -> np.ndarray:
-    r = np.arange(-radius, radius + 1)
-    x, y = np.meshgrid(r, r)
-    return (x ** 2 + y ** 2 <= radius ** 2).astype(np.uint8)
-
-
-def _f_measure(fg: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) -> float:
-    radius = int(np.ceil(bound_th * np.linalg.norm(fg.shape)))
-    fg_b, gt_b = _seg2bmap(fg), _seg2bmap(gt)
-    fg_dil = cv2.dilate(fg_b.astype(np.uint8), _disk(radius))
-    gt_dil = cv2.dilate(gt_b.astype(np.uint8), _disk(radius))
+def _f_measure(fg: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None,
+               bound_th: float = 0.008) -> float:
+    """Boundary F of one frame's masks, step by step as the official ``f_measure``."""
+    void = np.zeros_like(fg).astype(bool) if void is None else void.astype(bool)
+    bound_pix = np.ceil(bound_th * np.linalg.norm(fg.shape))
+    fg_b = _seg2bmap(fg * np.logical_not(void))
+    gt_b = _seg2bmap(gt * np.logical_not(void))
+    from skimage.morphology import disk  # where the official tool imports it
+    fg_dil = cv2.dilate(fg_b.astype(np.uint8), disk(bound_pix).astype(np.uint8))
+    gt_dil = cv2.dilate(gt_b.astype(np.uint8), disk(bound_pix).astype(np.uint8))
     gt_match, fg_match = gt_b * fg_dil, fg_b * gt_dil
     n_fg, n_gt = np.sum(fg_b), np.sum(gt_b)
     if n_fg == 0 and n_gt > 0:
@@ -73,10 +88,12 @@ def _f_measure(fg: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) -> float
     return 0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def _iou(annotation: np.ndarray, segmentation: np.ndarray) -> np.ndarray:
-    """J of one object over frames: boolean ``[T, H, W]`` each -> ``[T]``."""
-    inters = np.sum(segmentation & annotation, axis=(-2, -1))
-    union = np.sum(segmentation | annotation, axis=(-2, -1))
+def _iou(annotation: np.ndarray, segmentation: np.ndarray, void: np.ndarray | None = None) -> np.ndarray:
+    """J of one object over frames: boolean ``[T, H, W]`` each -> ``[T]`` (void excluded)."""
+    annotation, segmentation = annotation.astype(bool), segmentation.astype(bool)
+    void = np.zeros_like(segmentation) if void is None else void.astype(bool)
+    inters = np.sum((segmentation & annotation) & np.logical_not(void), axis=(-2, -1))
+    union = np.sum((segmentation | annotation) & np.logical_not(void), axis=(-2, -1))
     with np.errstate(divide="ignore", invalid="ignore"):
         j = inters / union
     j[np.isclose(union, 0)] = 1
@@ -88,9 +105,10 @@ def _object_scores(gt_masks: np.ndarray, res_masks: np.ndarray) -> tuple[np.ndar
     J = np.zeros(gt_masks.shape[:2])
     F_ = np.zeros(gt_masks.shape[:2])
     for k in range(gt_masks.shape[0]):
-        J[k] = _iou(gt_masks[k], res_masks[k])
+        void = gt_masks[k] == VOID           # boolean masks: never true (as in the official tool)
+        J[k] = _iou(gt_masks[k], res_masks[k], void)
         for t in range(gt_masks.shape[1]):
-            F_[k, t] = _f_measure(res_masks[k, t], gt_masks[k, t])
+            F_[k, t] = _f_measure(res_masks[k, t], gt_masks[k, t], void[t])
     return J, F_
 
 
@@ -133,30 +151,47 @@ def reference_global(per_sequence: list[tuple[str, np.ndarray, np.ndarray]]) -> 
 
 
 # ------------------------------------------------------------------------------------ the process
-def _read_all(paths) -> np.ndarray:
+def _read_all(paths: list[str], void_to_background: bool) -> np.ndarray:
+    """``[T, H, W]`` float64 of the PNGs, as the official readers build it (the first file read
+    once more for the shape)."""
     first = np.array(Image.open(paths[0]))
     out = np.zeros((len(paths), *first.shape))
     for i, p in enumerate(paths):
-        out[i] = np.array(Image.open(p))
+        out[i, ...] = np.array(Image.open(p))
+        if void_to_background:
+            out[i, out[i, ...] == VOID] = 0
     return out
+
+
+def _list_sequences(davis_root: str, split: str) -> dict[str, tuple[list[str], list[str]]]:
+    """``{seq: (frames, annotations)}``: the official dataset class's listing."""
+    with open(os.path.join(davis_root, "ImageSets", "2017", f"{split}.txt")) as f:
+        names = [line.strip() for line in f.readlines()]
+    listing = {}
+    for seq in names:
+        if not seq:
+            continue
+        frames = np.sort(glob(os.path.join(davis_root, "JPEGImages", "480p", seq, "*.jpg"))).tolist()
+        if not frames:
+            raise FileNotFoundError(f"Images for sequence {seq} not found.")
+        masks = np.sort(glob(os.path.join(davis_root, "Annotations", "480p", seq, "*.png"))).tolist()
+        listing[seq] = (frames, masks)
+    return listing
 
 
 def reference_evaluate(davis_root: str, results: str, split: str = "val") -> tuple[dict, dict]:
     """Every sequence of ``split`` from the PNGs under ``results``: ``(global, per_object)``."""
-    with open(os.path.join(davis_root, "ImageSets", "2017", f"{split}.txt")) as f:
-        sequences = [line.strip() for line in f if line.strip()]
     per_sequence = []
-    for seq in tqdm(sequences):
-        folder = os.path.join(davis_root, "Annotations", "480p", seq)
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".png"))
-        gt = _read_all([os.path.join(folder, n) for n in names])
-        gt[gt == VOID] = 0
-        n_objects = int(np.max(gt[0]))
-        gt_masks = _one_hot(gt, n_objects)[:, 1:-1]
-        res = _read_all([os.path.join(results, seq, n) for n in names[1:-1]])
+    for seq, (_, masks) in tqdm(list(_list_sequences(davis_root, split).items())):
+        gt = _read_all(masks, void_to_background=True)
+        mask_ids = ["".join(os.path.basename(m).split(".")[:-1]) for m in masks]
+        n_objects = int(np.max(gt[0, ...]))
+        gt_masks = _one_hot(gt, n_objects) > 0
+        gt_masks, mask_ids = gt_masks[:, 1:-1], mask_ids[1:-1]
+        res = _read_all([os.path.join(results, seq, f"{i}.png") for i in mask_ids], void_to_background=False)
         if res.max() > n_objects:
             sys.exit(f"{seq}: a prediction holds an id higher than the number of objects")
-        J, F_ = _object_scores(gt_masks, _one_hot(res, n_objects))
+        J, F_ = _object_scores(gt_masks, _one_hot(res, n_objects) > 0)
         per_sequence.append((seq, J, F_))
     return reference_global(per_sequence)
 
@@ -165,26 +200,30 @@ GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Reca
 
 
 def main(argv=None) -> int:
+    t0 = time.time()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", required=True)
     p.add_argument("--results", required=True)
     p.add_argument("--split", default="val")
     args = p.parse_args(argv)
-    t0 = time.time()
+    print("Evaluating sequences for the semi-supervised task...")
     g, per_object = reference_evaluate(args.data_root, args.results, args.split)
-    with open(os.path.join(args.results, f"global_results-{args.split}.csv"), "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(GLOBAL_COLUMNS)
-        w.writerow([f"{g[c]:.3f}" for c in GLOBAL_COLUMNS])
-    with open(os.path.join(args.results, f"per-sequence_results-{args.split}.csv"), "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(("Sequence", "J-Mean", "F-Mean"))
-        for name, (jm, fm) in per_object.items():
-            w.writerow([name, f"{jm:.3f}", f"{fm:.3f}"])
+    table_g = pd.DataFrame(data=np.reshape([g[c] for c in GLOBAL_COLUMNS], (1, -1)), columns=list(GLOBAL_COLUMNS))
+    path_g = os.path.join(args.results, f"global_results-{args.split}.csv")
+    with open(path_g, "w") as f:
+        table_g.to_csv(f, index=False, float_format="%.3f")
+    print(f"Global results saved in {path_g}")
+    table_seq = pd.DataFrame(data=[(name, jm, fm) for name, (jm, fm) in per_object.items()],
+                             columns=["Sequence", "J-Mean", "F-Mean"])
+    path_seq = os.path.join(args.results, f"per-sequence_results-{args.split}.csv")
+    with open(path_seq, "w") as f:
+        table_seq.to_csv(f, index=False, float_format="%.3f")
+    print(f"Per-sequence results saved in {path_seq}")
     print(f"--------------------------- Global results for {args.split} ---------------------------")
-    print(" ".join(GLOBAL_COLUMNS))
-    print(" ".join(f"{g[c]:.3f}" for c in GLOBAL_COLUMNS))
-    print(f"Total time: {time.time() - t0:.2f} s")
+    print(table_g.to_string(index=False))
+    print(f"\n---------- Per sequence results for {args.split} ----------")
+    print(table_seq.to_string(index=False))
+    print(f"\nTotal time: {time.time() - t0}")
     return 0
 
 
