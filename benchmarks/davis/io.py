@@ -281,8 +281,10 @@ def read_annotations(seq: Sequence) -> np.ndarray:
 
 
 def _ids_present(labels: np.ndarray) -> np.ndarray:
-    """The ids 1..254 occurring in a uint8 label map, ascending (one counting pass, no sort)."""
-    counts = np.bincount(np.asarray(labels, dtype=np.uint8).ravel(), minlength=256)
+    """The ids 1..254 occurring in a uint8 label map, ascending (counted, not sorted; only the
+    non-background pixels, usually a small part, are widened to the integers bincount takes)."""
+    labels = np.asarray(labels, dtype=np.uint8)
+    counts = np.bincount(labels[labels != 0], minlength=256)
     return np.flatnonzero(counts[1:VOID]) + 1
 
 

@@ -65,6 +65,55 @@ def test_parallel_scoring_equals_serial_and_reports_the_first_bad_sequence(davis
         evaluate_folder(davis_small.root, out, workers=4)
 
 
+_FORKED = """
+import json, sys
+import numpy as np
+from benchmarks.davis import evaluate
+root, out = sys.argv[1], sys.argv[2]
+assert evaluate._can_fork(), "a fresh interpreter without torch should fork"
+serial = evaluate.evaluate_folder(root, out, workers=1)
+forked = evaluate.evaluate_folder(root, out, workers=2)  # this process: 0, 2; the child: 1, 3
+assert [s.name for s in forked.sequences] == [s.name for s in serial.sequences]
+for a, b in zip(serial.sequences, forked.sequences):
+    assert np.array_equal(a.J, b.J) and np.array_equal(a.F, b.F), a.name
+errors = []
+for bad in sys.argv[3:]:
+    try:
+        evaluate.evaluate_folder(root, bad, workers=2)
+    except evaluate.DavisError as err:
+        errors.append(str(err))
+print(json.dumps(errors))
+"""
+
+
+def test_forked_scoring_equals_serial_and_reports_the_first_bad_sequence(davis_small, repo_root, tmp_path):
+    """The process-parallel path (taken by tools/davis_eval.py: no torch, one thread) in a fresh
+    interpreter: the numbers of one worker; with two damaged sequences owned by different
+    workers, the error of the first in split order, whether the child's or this process's."""
+    out = _shifted(davis_small, tmp_path / "pred")
+    seqs = davis_small.sequences
+    cases = [(seqs[1], seqs[2]), (seqs[2], seqs[3])]   # child's first, then this process's first
+    bad_dirs = []
+    for n, (first, later) in enumerate(cases):
+        bad = _shifted(davis_small, tmp_path / f"bad{n}")
+        (bad / later / "00002.png").unlink()
+        (bad / first / "00001.png").unlink()
+        bad_dirs.append(str(bad))
+    proc = subprocess.run([sys.executable, "-c", _FORKED, str(davis_small.root), str(out), *bad_dirs],
+                          cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    errors = json.loads(proc.stdout)
+    assert len(errors) == 2
+    for err, (first, _) in zip(errors, cases):
+        assert err.endswith(f"{first}/00001.png: prediction not found"), err
+
+
+def test_scoring_does_not_fork_once_torch_is_loaded():
+    from benchmarks.davis.evaluate import _can_fork
+    import torch  # noqa: F401  (loaded in this test process anyway; stated for the reader)
+    assert not _can_fork()
+
+
 def test_threaded_propagation_writes_what_one_thread_computes(davis_small, tiny_checkpoint, tmp_path):
     """Features computed ahead in a helper thread, label maps in another, PNGs written by a
     third: the files hold exactly the label maps of a plain sequential computation."""
