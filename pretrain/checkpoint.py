@@ -35,7 +35,7 @@ from typing import Iterator
 
 import torch
 
-from .encoder import DEFAULT_POSITIONS, POSITION_RULES, EncoderSpec, build_encoder
+from .encoder import DEFAULT_POSITIONS, POSITION_RULES, EncoderSpec, build_encoder, vit_arguments
 
 
 class CheckpointError(FLSLError):
@@ -191,9 +191,8 @@ def load_safely(path: str | os.PathLike) -> dict:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        msg = re.sub(r"\x1b\[[0-9;]*m", "", msg)  # torch colours part of its message
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # torch colours part of its message
+        msg = text.splitlines()[0] if text else type(err).__name__
         if "Unsupported global" not in text and "not allowed" not in text:
             # not a refused class: the zip reader or the unpickler met damaged bytes
             detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
@@ -403,11 +402,9 @@ def spec_from_metadata(text, source: str) -> EncoderSpec:
     """:class:`EncoderSpec` from a file's ``flsl_spec`` JSON, with a one-line error when it is
     malformed (not JSON, no architecture, unknown timm model, or keyword overrides that a timm
     VisionTransformer does not take)."""
-    import inspect
     import json
 
     import timm
-    from timm.models.vision_transformer import VisionTransformer
     try:
         d = json.loads(text)
         arch, kwargs = d["arch"], d.get("kwargs", {})
@@ -417,7 +414,7 @@ def spec_from_metadata(text, source: str) -> EncoderSpec:
         raise CheckpointError(f"{source}: malformed flsl_spec metadata ({type(err).__name__}: {err})") from None
     if not timm.is_model(arch):
         raise CheckpointError(f"{source}: flsl_spec names an unknown architecture {arch!r}")
-    allowed = set(inspect.signature(VisionTransformer.__init__).parameters) - {"self"}
+    allowed = vit_arguments()
     for key, value in kwargs.items():
         numbers = value if isinstance(value, list) else [value]
         if key not in allowed or not numbers or not all(isinstance(v, (int, float)) for v in numbers):

@@ -9,7 +9,6 @@ must name an entry of the config or of :data:`SCHEMA` (a misspelt key is refused
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 
 from core.config import apply_options, lookup
@@ -76,10 +75,10 @@ def arch(v):
 
 
 def arch_kwargs(v):
-    from timm.models.vision_transformer import VisionTransformer
+    from .encoder import vit_arguments
     if not isinstance(v, dict):
         return "must be a dict of timm VisionTransformer arguments"
-    allowed = set(inspect.signature(VisionTransformer.__init__).parameters) - {"self"}
+    allowed = vit_arguments()
     for key, value in v.items():
         if key not in allowed:
             return f"has {key!r}, not an argument of timm's VisionTransformer"

@@ -86,6 +86,13 @@ class EncoderSpec:
         return cls.make(d["arch"], positions=d.get("positions", DEFAULT_POSITIONS), **d.get("kwargs", {}))
 
 
+def vit_arguments() -> frozenset[str]:
+    """Keyword arguments timm's ``VisionTransformer`` takes: the overrides an :class:`EncoderSpec`
+    may carry (checked in configs and in exported files' metadata)."""
+    import inspect
+    return frozenset(inspect.signature(VisionTransformer.__init__).parameters) - {"self"}
+
+
 def sincos_pos_embed_2d(grid_h: int, grid_w: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
     """Fixed 2-D sine-cosine position embedding (MAE / MoCo v3 layout).
 

@@ -135,10 +135,6 @@ def stale_reasons(output: str | os.PathLike, argv, inputs=(), config: str | None
     return reasons
 
 
-def is_stale(output, argv, inputs=(), config: str | None = None, root=None) -> bool:
-    return bool(stale_reasons(output, argv, inputs, config, root))
-
-
 def step_stale_reasons(step, root: str | os.PathLike | None = None) -> list[str]:
     """:func:`stale_reasons` of a plan step (``output``, ``argv``, ``inputs`` and, when it has
     one, ``config`` attributes, as :class:`benchmarks.reproduce.plan.Step`)."""
@@ -167,4 +163,4 @@ def set_aside(folder: str | os.PathLike) -> Path | None:
 
 
 __all__ = ["RECORD_SUFFIX", "record_path", "file_digest", "config_digest", "make_record", "write_record",
-           "read_record", "stale_reasons", "is_stale", "set_aside", "step_stale_reasons", "record_step"]
+           "read_record", "stale_reasons", "set_aside", "step_stale_reasons", "record_step"]
