@@ -169,12 +169,17 @@ def _forked_map(fn, items: list, workers: int) -> Iterator:
                     with os.fdopen(write_fd, "wb") as out:
                         for item in items[w::workers]:
                             try:
-                                message = (True, fn(item))
+                                ok, value = True, fn(item)
                             except Exception as err:    # raised again, in order, by the parent
-                                message = (False, err)
-                            pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+                                ok, value = False, err
+                            try:
+                                data = pickle.dumps((ok, value), protocol=pickle.HIGHEST_PROTOCOL)
+                            except Exception:           # an error that does not pickle: its text
+                                ok, value = False, RuntimeError(f"{type(value).__name__}: {value}")
+                                data = pickle.dumps((ok, value))
+                            out.write(data)
                             out.flush()
-                            if not message[0]:
+                            if not ok:
                                 break
                 except BaseException:
                     code = 1
@@ -189,7 +194,7 @@ def _forked_map(fn, items: list, workers: int) -> Iterator:
                 continue
             try:
                 ok, value = pickle.load(children[w - 1][1])
-            except EOFError:
+            except (EOFError, pickle.UnpicklingError):
                 raise RuntimeError(f"scoring worker {children[w - 1][0]} ended without a result") from None
             if not ok:
                 raise value
