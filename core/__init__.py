@@ -9,6 +9,8 @@
 ``core.constants``  image normalisation constants
 ``core.config``     MMEngine configs read with one-line errors, ``--cfg-options`` checked against
                     the values they replace
+``core.images``     image-file checks that need no decoder: a JPEG cut short (no end-of-image
+                    marker) raises :class:`core.images.TruncatedJPEG`
 
 ``core`` imports nothing from ``pretrain`` or ``benchmarks``; both import from it.
 """

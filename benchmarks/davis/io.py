@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from core.errors import FLSLError
 from core.files import check_output_path
+from core.images import TruncatedJPEG, check_jpeg_complete as jpeg_complete
 
 import dataclasses
 import io
@@ -136,24 +137,15 @@ def image_size(path: str | Path, what: str = "frame") -> tuple[int, int]:
 
 
 def check_jpeg_complete(path: str | Path) -> None:
-    """Refuse a JPEG whose end-of-image marker is missing (a truncated download or copy).
-
-    Decoders fill the missing part of such a frame with grey and carry on, so it would be scored
-    as if it were the real frame. The marker ``FF D9`` cannot occur inside the entropy-coded data
-    (a literal ``FF`` byte there is always followed by ``00``), so it is looked for near the end,
-    past any padding some writers append.
-    """
+    """Refuse a JPEG frame whose end-of-image marker is missing (a truncated download or copy):
+    decoders fill the missing part with grey, and it would be scored as if it were the real
+    frame (:func:`core.images.check_jpeg_complete`; a file that is not a JPEG stream is left to
+    the decoder's own error)."""
     path = Path(path)
-    with open(path, "rb") as f:
-        if f.read(2) != b"\xff\xd8":
-            return  # not a JPEG stream at all: left to the decoder's own error
-        f.seek(0, 2)
-        size = f.tell()
-        f.seek(max(2, size - 4096))
-        tail = f.read()
-    if b"\xff\xd9" not in tail:
-        raise DavisError(f"{path}: truncated JPEG frame (no end-of-image marker in its last "
-                         f"{len(tail)} bytes of {size}); re-extract or re-download it")
+    try:
+        jpeg_complete(path)
+    except TruncatedJPEG as err:
+        raise DavisError(f"{path}: truncated JPEG frame ({err}); re-extract or re-download it") from None
 
 
 def check_output_folder(out: str | Path, davis_root: str | Path, inputs=(), option: str = "--out") -> Path:

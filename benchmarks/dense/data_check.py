@@ -7,6 +7,7 @@ built so that the message names the file, the line, or the first missing image.
 from __future__ import annotations
 
 from core.errors import FLSLError
+from core.images import TruncatedJPEG, check_jpeg_complete
 
 import json
 import logging
@@ -131,9 +132,9 @@ def check_coco(ann_file: str | Path, img_dir: str | Path | None = None, classes=
     (zero-area, negative or outside the image: MMDetection drops such boxes, and training on
     nothing reports ``loss_bbox 0.0``); unique ids, category names, and every name of
     ``classes`` (the config's) among them; with ``img_dir``, every listed image must exist and be
-    a readable image. Warnings (legal but suspicious): some unusable boxes, no annotation at all,
-    an image whose size differs from its entry. Returns ``{"images", "annotations",
-    "categories"}`` counts.
+    a readable image, a JPEG one complete (not cut short). Warnings (legal but suspicious): some
+    unusable boxes, no annotation at all, an image whose size differs from its entry. Returns
+    ``{"images", "annotations", "categories"}`` counts.
     """
     ann_file = Path(ann_file)
     coco = load_json(ann_file)
@@ -227,14 +228,19 @@ def check_coco(ann_file: str | Path, img_dir: str | Path | None = None, classes=
 
 
 def _check_image_headers(ann_file: Path, img_dir: Path, files: list) -> None:
-    """Every listed image opens as an image (header only, no decoding); a size different from
-    its entry is a warning (masks are drawn at the entry's size)."""
+    """Every listed image opens as an image (header only, no decoding) and, if a JPEG, is complete
+    (its end-of-image marker present); a size different from its entry is a warning (masks are
+    drawn at the entry's size)."""
     mismatched = []
     for name, size in files:
         path = img_dir / name
         try:
             with Image.open(path) as im:
                 w, h = im.size
+            check_jpeg_complete(path)
+        except TruncatedJPEG as err:
+            raise AnnotationError(f"{path}: truncated JPEG image listed in {ann_file} ({err}); "
+                                  "re-extract or re-download it") from None
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
             raise AnnotationError(f"{path}: unreadable image listed in {ann_file} ({err})") from None
         if size is not None and (h, w) != tuple(size):
@@ -246,8 +252,8 @@ def _check_image_headers(ann_file: Path, img_dir: Path, files: list) -> None:
 
 def check_seg_folders(img_dir: str | Path, seg_dir: str | Path, img_suffix: str = ".jpg",
                       seg_suffix: str = ".png") -> int:
-    """Every image under ``img_dir`` needs its label map under ``seg_dir``, both readable (headers)
-    and of the same size; returns the count."""
+    """Every image under ``img_dir`` needs its label map under ``seg_dir``, both readable (headers),
+    complete if JPEG (end-of-image marker present) and of the same size; returns the count."""
     img_dir, seg_dir = Path(img_dir), Path(seg_dir)
     for d in (img_dir, seg_dir):
         if not d.is_dir():
@@ -263,6 +269,10 @@ def check_seg_folders(img_dir: str | Path, seg_dir: str | Path, img_suffix: str 
             try:
                 with Image.open(path) as im:
                     size = im.size
+                check_jpeg_complete(path)
+            except TruncatedJPEG as err:
+                raise AnnotationError(f"{path}: truncated JPEG {what} ({err}); re-extract or "
+                                      "re-download it") from None
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
                 raise AnnotationError(f"{path}: unreadable {what} ({err})") from None
             if what == "image":

@@ -20,6 +20,7 @@ them as false positives.
 from __future__ import annotations
 
 from core.errors import FLSLError
+from core.images import TruncatedJPEG, check_jpeg_complete
 
 import dataclasses
 import json
@@ -291,8 +292,9 @@ def convert(root: str | os.PathLike, sequences: Sequence[str], every: int = 1,
 
     All sequences are parsed and validated before any frame is converted. Image ids and
     annotation ids count from 1 in sequence order then frame order; ``file_name`` is relative
-    to ``root``. Image sizes are read from the JPEG headers. ``progress(iterable, total, desc)``
-    may wrap the frame loop (e.g. with tqdm).
+    to ``root``. Image sizes are read from the JPEG headers; a JPEG cut short (no end-of-image
+    marker) is refused. ``progress(iterable, total, desc)`` may wrap the frame loop (e.g. with
+    tqdm).
     """
     root = Path(root)
     every = int(every)
@@ -318,6 +320,10 @@ def convert(root: str | os.PathLike, sequences: Sequence[str], every: int = 1,
         try:
             with Image.open(root / file_name) as im:
                 width, height = im.size
+            check_jpeg_complete(root / file_name)
+        except TruncatedJPEG as err:
+            raise UAVDTError(f"{root / file_name}: truncated JPEG frame ({err}); re-extract or "
+                             "re-download it") from None
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
             # DecompressionBombError (a header declaring a huge image) is not an OSError
             raise UAVDTError(f"{root / file_name}: cannot read the image ({err})") from None

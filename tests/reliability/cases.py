@@ -368,6 +368,12 @@ def _unreadable_image(coco, root):
     return image
 
 
+def _truncated_image(coco, root):
+    image = root / "train" / coco["images"][-1]["file_name"]
+    image.write_bytes(image.read_bytes()[: image.stat().st_size * 2 // 3])
+    return image
+
+
 def s_dense_option(option):
     def setup(ctx):
         root = ctx.coco()
@@ -409,6 +415,14 @@ def s_uavdt_bomb(ctx):
     tree = ctx.uavdt()
     frame = tree.root / "UAV-benchmark-M/M0101/img000002.jpg"
     png_bomb(frame)
+    ctx.keep["file"] = frame
+    return ["--data-root", str(tree.root), "--out", str(ctx.tmp / "ann"), "--no-progress"]
+
+
+def s_uavdt_truncated_frame(ctx):
+    tree = ctx.uavdt()
+    frame = tree.root / "UAV-benchmark-M/M0203/img000002.jpg"
+    frame.write_bytes(frame.read_bytes()[: frame.stat().st_size * 2 // 3])
     ctx.keep["file"] = frame
     return ["--data-root", str(tree.root), "--out", str(ctx.tmp / "ann"), "--no-progress"]
 
@@ -573,6 +587,10 @@ CASES = [
          "error: <coco>/train/<name>.jpg: unreadable image listed in <coco>/annotations/instances_train.json "
          "(cannot identify image file <name>)",
          s_coco_edit(_unreadable_image), _file, needs=("mmdet",)),
+    Case("coco-truncated-image", "train.py", "a listed JPEG image cut short (its header intact)",
+         "error: <coco>/train/<name>.jpg: truncated JPEG image listed in <coco>/annotations/instances_train.json "
+         "(no end-of-image marker in its last <n> bytes of <n>); re-extract or re-download it",
+         s_coco_edit(_truncated_image), _file, needs=("mmdet",)),
     Case("coco-all-boxes-unusable", "train.py", "every box zero-area, negative or outside the image",
          "error: <coco>/annotations/instances_train.json: none of the <n> boxes is usable (zero or negative "
          "size, zero area, or outside the image; first: annotations[0] (id <n>) bbox [10, 10, 0, 5] in a "
@@ -597,6 +615,10 @@ CASES = [
          "error: <uavdt>/UAV-benchmark-M/M0101/img000002.jpg: cannot read the image (Image size (900000000 "
          "pixels) exceeds limit of <limit> pixels, could be decompression bomb DOS attack.)",
          s_uavdt_bomb, _file),
+    Case("uavdt-truncated-frame", "uavdt2coco.py", "a JPEG frame cut short (its header intact)",
+         "error: <uavdt>/UAV-benchmark-M/M0203/img000002.jpg: truncated JPEG frame (no end-of-image marker "
+         "in its last <n> bytes of <n>); re-extract or re-download it",
+         s_uavdt_truncated_frame, _file),
     Case("uavdt-out-under-file", "uavdt2coco.py", "`--out` under a regular file",
          "error: <ann>/out (--out): cannot be created: <ann> is a file, not a folder",
          s_uavdt_out_under_file, _file),

@@ -116,3 +116,21 @@ def test_missing_label_map_is_named(ade_root, tmp_path):
     victim.unlink()
     with pytest.raises(AnnotationError, match=f"label map missing: {victim}"):
         check_seg_folders(root / "images" / "training", root / "annotations" / "training")
+
+
+@pytest.mark.parametrize("split", ["training", "validation"])
+def test_truncated_jpeg_image_is_named(ade_root, tmp_path, split):
+    """A JPEG cut short has a valid header (the size check alone would pass it) but no
+    end-of-image marker: refused, naming the file; the label maps (PNG) are not affected."""
+    import shutil
+    root = tmp_path / "ade"
+    shutil.copytree(ade_root, root)
+    victim = sorted((root / "images" / split).glob("*.jpg"))[-1]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AnnotationError) as info:
+        check_seg_folders(root / "images" / split, root / "annotations" / split)
+    assert str(info.value).startswith(f"{victim}: truncated JPEG image (no end-of-image marker")
+    victim.write_bytes(data + b"\0" * 64)  # complete, with padding after the marker: accepted
+    assert check_seg_folders(root / "images" / split, root / "annotations" / split) == \
+        len(list((root / "images" / split).glob("*.jpg")))
