@@ -153,6 +153,7 @@ SCHEMA = {
     "train.seed": integer(),
     "train.log_interval": integer(1),
     "train.checkpoint_interval": integer(1),
+    "train.saveckp_freq": integer(0),
     "train.device": choice("auto", "cpu", "cuda"),
     "train.compile": choice(None, "blocks", "model"),
     "train.compile_mode": choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),

@@ -202,6 +202,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
         self.log_interval = int(t.get("log_interval", 10))
         self.ckpt_interval = int(t.get("checkpoint_interval", 500))
+        self.saveckp_freq = int(t.get("saveckp_freq", 20))
         self.iteration = 0
         if self.resume:
             self._resume(self.resume)
@@ -229,10 +230,26 @@ class Trainer:
                      "batch_size_per_gpu": self.batch_size, "config": self.cfg.pretty_text},
         }
 
-    def save(self) -> None:
+    def snapshot_due(self) -> Path | None:
+        """``WORK_DIR/checkpoint{epoch:04}.pth`` when an epoch has just ended whose 0-based number
+        is a multiple of ``train.saveckp_freq`` (0: never), else None. DINO's and the FLSL
+        authors' rule: epochs 0, f, 2f, ... of the run, each file named after the epoch it
+        ends, holding the state after it."""
+        if not self.saveckp_freq or self.iteration % self.iters_per_epoch:
+            return None
+        epoch = self.iteration // self.iters_per_epoch - 1
+        return self.work_dir / f"checkpoint{epoch:04}.pth" if epoch % self.saveckp_freq == 0 else None
+
+    def save(self, snapshot: Path | None = None) -> None:
+        """Write ``latest.pth`` and, given a path, the same state as a kept snapshot; both are
+        atomic with a ``.sha256`` beside them, so a corrupted ``latest.pth`` names the newest
+        intact snapshot (:func:`pretrain.checkpoint.verify_digest`)."""
         if self.rank == 0:
-            save_atomic(self.state(), self.latest_path)
-            log.info("saved checkpoint %s (iteration %d)", self.latest_path, self.iteration)
+            state = self.state()
+            for path in (self.latest_path, snapshot):
+                if path is not None:
+                    save_atomic(state, path)
+                    log.info("saved checkpoint %s (iteration %d)", path, self.iteration)
 
     def _resume(self, resume: str) -> None:
         path = self.latest_path if resume == "auto" else Path(resume)
@@ -350,14 +367,16 @@ class Trainer:
                 window_iters += 1
                 run_iters += 1
                 done = self.iteration >= self.total_iters
-                if self.iteration % self.log_interval == 0 or done or self.iteration % self.ckpt_interval == 0:
+                snapshot = self.snapshot_due()
+                save_now = self.iteration % self.ckpt_interval == 0 or done or snapshot is not None
+                if self.iteration % self.log_interval == 0 or save_now:
                     self._check_finite([(h[0], h[1]) for h in history])
                     if self.iteration % self.log_interval == 0 or done:
                         self._log(history, window_iters, time.perf_counter() - window_start,
                                   (time.perf_counter() - run_start) / run_iters)
                     history, window_start, window_iters = [], time.perf_counter(), 0
-                if self.iteration % self.ckpt_interval == 0 or done:
-                    self.save()
+                if save_now:
+                    self.save(snapshot)
                     self._last_saved = self.iteration
                 if done:
                     break

@@ -62,4 +62,6 @@ train = dict(
     compile=None,                    # None | "blocks" | "model": torch.compile (GPU jobs; minutes to compile)
     compile_mode="default",          # or "reduce-overhead" (CUDA graphs), "max-autotune"
     checkpoint_interval=1000,        # iterations; also at the end
+    saveckp_freq=20,                 # epochs: also keep checkpoint{epoch:04}.pth after epochs 0, 20, 40, ...
+                                     # (the authors' --saveckp_freq; 0 = latest.pth only)
 )
