@@ -33,7 +33,8 @@ meaningful with ``--threads 1``.
 evaluator restated, with its imports), on a 480p set of 6 sequences of 13 frames (66 scored
 frames; predictions: the annotations shifted by (3, 5) pixels, void as background), ``--runs``
 runs each, alternating, after one untimed run each with bytecode caching on (as a user's second
-run); medians, and whether both wrote the same CSV files.
+run); medians, and whether both wrote the same CSV files. The floor beside them: a process that
+only starts the interpreter and imports numpy.
 
 On a shared machine pass ``--threads 1`` and compare only figures of one run.
 """
@@ -186,6 +187,8 @@ def bench_process(root: Path, results: Path, runs: int):
                   "--results", str(ours), "--quiet"],
         "reference": [sys.executable, "-m", "speed.reference.davis_eval", "--data-root", str(root),
                       "--results", str(ref)],
+        # the floor of any numpy tool: the interpreter starting and importing numpy
+        "floor": [sys.executable, "-c", "import numpy"],
     }
     # Both sides as a user runs them the second time: bytecode cached (here in a folder of
     # their own, whatever PYTHONDONTWRITEBYTECODE says), after one untimed run each.
@@ -256,7 +259,10 @@ def main(argv=None) -> int:
                   f"(runs {min(times['reference']):.3f}-{max(times['reference']):.3f})")
             print(f"  python tools/davis_eval.py            {med['suite']:.3f} s "
                   f"(runs {min(times['suite']):.3f}-{max(times['suite']):.3f})")
-            print(f"  ratio reference / suite: {med['reference'] / med['suite']:.1f}x; CSV files identical: {same}")
+            print(f"  python -c 'import numpy' (floor)     {med['floor']:.3f} s "
+                  f"(runs {min(times['floor']):.3f}-{max(times['floor']):.3f})")
+            print(f"  ratio reference / suite: {med['reference'] / med['suite']:.1f}x; suite / floor: "
+                  f"{med['suite'] / med['floor']:.2f}x; CSV files identical: {same}")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
 
