@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import TruncatedJPEG, check_jpeg_complete
+from core.images import TruncatedJPEG, check_jpeg_complete, jpeg_image_ends
 
 
 def encoded(fmt: str) -> bytes:
@@ -65,3 +65,48 @@ def test_other_files_are_left_to_the_header_check(tmp_path):
     assert check_jpeg_complete(text) is None
     with pytest.raises(FileNotFoundError):
         check_jpeg_complete(tmp_path / "missing.jpg")
+
+
+def _with_thumbnail(main: bytes, thumb: bytes) -> bytes:
+    """``main`` with an APP1 (EXIF-style) segment holding the JPEG ``thumb`` right after its
+    start marker, as cameras write them: a second end-of-image marker early in the file."""
+    body = b"Exif\x00\x00" + thumb
+    return main[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + main[2:]
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_only_the_whole_stream_reaches_its_end_marker(progressive):
+    """Every proper prefix of a JPEG (baseline or progressive, with restart markers, with an
+    embedded thumbnail that has its own end marker) is cut short; the whole file, and the file
+    with data appended after it, are not."""
+    rng = np.random.default_rng(1)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(
+        buf, format="JPEG", quality=90, progressive=progressive, restart_marker_blocks=2)
+    thumb = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(thumb, format="JPEG")
+    data = _with_thumbnail(buf.getvalue(), thumb.getvalue())
+    with Image.open(io.BytesIO(data)) as im:                # a valid file, for Pillow too
+        im.load()
+    assert data.count(b"\xff\xd9") >= 2
+    assert jpeg_image_ends(data) and jpeg_image_ends(data + bytes(range(256)) * 40)
+    assert [n for n in range(2, len(data)) if jpeg_image_ends(data[:n])] == []
+
+
+def test_complete_jpeg_with_a_long_trailer_passes_a_cut_one_with_a_thumbnail_does_not(tmp_path):
+    data = encoded("JPEG")
+    path = tmp_path / "trailer.jpg"
+    path.write_bytes(data + b"\x00" * 10_000)   # e.g. appended camera data: the end marker is
+    check_jpeg_complete(path)                 # far from the end, but the image is whole
+    thumb = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(thumb, format="JPEG")
+    full = _with_thumbnail(data, thumb.getvalue())
+    thumb_end = full.index(b"\xff\xd9") + 2
+    cuts = list(range(thumb_end, len(full), 300)) + [len(full) - 1]
+    assert any(len(full[:c]) - full[:c].rfind(b"\xff\xd9") <= 4096 for c in cuts)
+    for cut in cuts:                          # the thumbnail's own end marker does not count,
+        path.write_bytes(full[:cut])          # even within the last 4096 bytes
+        with pytest.raises(TruncatedJPEG):
+            check_jpeg_complete(path)
+    path.write_bytes(full)
+    check_jpeg_complete(path)
