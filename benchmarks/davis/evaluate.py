@@ -153,40 +153,20 @@ def _forked_map(fn, items: list, workers: int) -> Iterator:
     Item ``i`` belongs to worker ``i % workers`` (worker 0 is this process). Each child streams
     a pickled ``(ok, value)`` per item of its share through a pipe and stops at its first error;
     this process computes its own items and reads the children's in between, so results come
-    in order while every worker runs. Children are killed and reaped when this ends early.
+    in order while every worker runs. Children are killed and reaped when this ends early. If
+    the system refuses a process (a limit on processes or memory), threads do the work instead.
     """
     import pickle
-    import signal
     children = []                                   # (pid, read end as a file)
     try:
-        for w in range(1, workers):
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:                            # child: score the share, never return
-                code = 0
-                try:
-                    os.close(read_fd)
-                    with os.fdopen(write_fd, "wb") as out:
-                        for item in items[w::workers]:
-                            try:
-                                ok, value = True, fn(item)
-                            except Exception as err:    # raised again, in order, by the parent
-                                ok, value = False, err
-                            try:
-                                data = pickle.dumps((ok, value), protocol=pickle.HIGHEST_PROTOCOL)
-                            except Exception:           # an error that does not pickle: its text
-                                ok, value = False, RuntimeError(f"{type(value).__name__}: {value}")
-                                data = pickle.dumps((ok, value))
-                            out.write(data)
-                            out.flush()
-                            if not ok:
-                                break
-                except BaseException:
-                    code = 1
-                finally:
-                    os._exit(code)
-            os.close(write_fd)
-            children.append((pid, os.fdopen(read_fd, "rb")))
+        try:
+            for w in range(1, workers):
+                children.append(_fork_worker(fn, items[w::workers]))
+        except OSError:
+            _reap(children)
+            children = []
+            yield from _threaded_map(fn, items, workers)
+            return
         for i, item in enumerate(items):
             w = i % workers
             if w == 0:
@@ -200,13 +180,57 @@ def _forked_map(fn, items: list, workers: int) -> Iterator:
                 raise value
             yield value
     finally:
-        for pid, pipe in children:
-            pipe.close()
-            try:
-                os.kill(pid, signal.SIGKILL)        # done already, or no longer needed
-            except ProcessLookupError:
-                pass
-            os.waitpid(pid, 0)
+        _reap(children)
+
+
+def _fork_worker(fn, share: list):
+    """Fork a child that streams ``(ok, fn(item))`` for each item of ``share`` (stopping after
+    the first error) into a pipe; returns ``(pid, the pipe's read end)``."""
+    import pickle
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    if pid == 0:                                    # the child: never returns
+        code = 0
+        try:
+            os.close(read_fd)
+            with os.fdopen(write_fd, "wb") as out:
+                for item in share:
+                    try:
+                        ok, value = True, fn(item)
+                    except Exception as err:        # raised again, in order, by the parent
+                        ok, value = False, err
+                    try:
+                        data = pickle.dumps((ok, value), protocol=pickle.HIGHEST_PROTOCOL)
+                    except Exception:               # an error that does not pickle: its text
+                        ok, value = False, RuntimeError(f"{type(value).__name__}: {value}")
+                        data = pickle.dumps((ok, value))
+                    out.write(data)
+                    out.flush()
+                    if not ok:
+                        break
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    return pid, os.fdopen(read_fd, "rb")
+
+
+def _reap(children: list) -> None:
+    """Close the pipes of forked workers, kill those still running, wait for all."""
+    import signal
+    for pid, pipe in children:
+        pipe.close()
+        try:
+            os.kill(pid, signal.SIGKILL)            # done already, or no longer needed
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
 
 
 __all__ = ["Scorer", "evaluate_folder"]

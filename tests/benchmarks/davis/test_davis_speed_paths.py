@@ -76,6 +76,19 @@ forked = evaluate.evaluate_folder(root, out, workers=2)  # this process: 0, 2; t
 assert [s.name for s in forked.sequences] == [s.name for s in serial.sequences]
 for a, b in zip(serial.sequences, forked.sequences):
     assert np.array_equal(a.J, b.J) and np.array_equal(a.F, b.F), a.name
+# the system refuses the second process: the child started is reaped, threads do the work
+real_fork, calls = evaluate.os.fork, []
+def refusing_fork():
+    calls.append(1)
+    if len(calls) > 1:
+        raise OSError(11, "Resource temporarily unavailable")
+    return real_fork()
+evaluate.os.fork = refusing_fork
+limited = evaluate.evaluate_folder(root, out, workers=3)
+evaluate.os.fork = real_fork
+assert len(calls) == 2
+for a, b in zip(serial.sequences, limited.sequences):
+    assert np.array_equal(a.J, b.J) and np.array_equal(a.F, b.F), a.name
 errors = []
 for bad in sys.argv[3:]:
     try:
