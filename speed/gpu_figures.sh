@@ -10,7 +10,8 @@
 #   speed/gpu_figures.sh [SECTIONS]          # there, from the repository root, with .whl/ copied
 #                                            # along (an ignored folder: name it when copying)
 #
-# SECTIONS: any of eager, compiled, trainer (default: all three, about 8-9 minutes on an H100).
+# SECTIONS: any of eager, compiled, trainer (default: all three; their time limits add up to
+# 9.2 minutes, so the whole run fits one 10-minute command; not yet run on a GPU).
 # Outputs go to $OUT (default ./gpu_figures) as gpu.log. DEVICE=cpu BATCH=4 STEPS=1 runs the
 # same commands on a CPU, small, to check the script itself.
 set -uo pipefail
@@ -57,14 +58,14 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 BENCH=("$PY" speed/bench_pretrain.py --device "$DEVICE" --batch "$BATCH" --steps "$STEPS")
 for s in $SECTIONS; do
   case "$s" in
-    eager)    run 120 "${BENCH[@]}" ;;
-    compiled) run 200 "${BENCH[@]}" --compile blocks
-              run 240 "${BENCH[@]}" --compile model --compile-mode reduce-overhead ;;
+    eager)    run 90 "${BENCH[@]}" ;;
+    compiled) run 150 "${BENCH[@]}" --compile blocks
+              run 170 "${BENCH[@]}" --compile model --compile-mode reduce-overhead ;;
     trainer)
       data="$OUT/images"
       "$PY" -c "from benchmarks.synthetic.images import write_image_folder as w; w('$data', n_images=$((BATCH * 32)), size=320)"
       # two epochs of 32 iterations; schedules shortened to fit, nothing saved but the end state
-      run 200 "$PY" tools/pretrain_flsl.py configs/pretrain/flsl_vits16_in1k.py --no-resume \
+      run 140 "$PY" tools/pretrain_flsl.py configs/pretrain/flsl_vits16_in1k.py --no-resume \
         --work-dir "$OUT/pretrain" --cfg-options "data.root=$data" "data.batch_size_per_gpu=$BATCH" \
         "data.num_workers=$(( $(nproc) > 12 ? 12 : $(nproc) ))" data.views.photometric_on_device=True \
         train.epochs=2 train.log_interval=8 train.saveckp_freq=0 optim.warmup_epochs=1 \
