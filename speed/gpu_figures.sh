@@ -11,7 +11,8 @@
 #                                            # along (an ignored folder: name it when copying)
 #
 # SECTIONS: any of eager, compiled, trainer (default: all three; their time limits add up to
-# 9.2 minutes, so the whole run fits one 10-minute command; not yet run on a GPU).
+# 9.2 minutes, plus writing 2048 small images; run the sections in two commands where one command
+# may last 10 minutes at most). Not yet run on a GPU.
 # Outputs go to $OUT (default ./gpu_figures) as gpu.log. DEVICE=cpu BATCH=4 STEPS=1 runs the
 # same commands on a CPU, small, to check the script itself.
 set -uo pipefail
