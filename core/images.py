@@ -3,8 +3,8 @@
 A JPEG cut short (a half-finished download or copy) still has a valid header, so a header-only
 check passes it, and decoders fill the missing part with grey and carry on: the image would be
 trained on or scored as if it were the real one. :func:`check_jpeg_complete` refuses such a file,
-for one small read at its end in the usual case. Each benchmark turns :class:`TruncatedJPEG` into its own error
-type, naming the file.
+usually for one small read at its end. Each benchmark turns :class:`TruncatedJPEG` into its own
+error type, naming the file.
 """
 from __future__ import annotations
 

@@ -92,14 +92,12 @@ def _png_reader(folder: Path) -> Callable[[str], tuple[np.ndarray, str]]:
 
 
 def evaluate_folder(davis_root: str | Path, results_dir: str | Path, split: str = "val",
-                    log: Callable[[str], None] | None = None, workers: int | None = None,
-                    processes: bool | None = None) -> DavisResults:
+                    log: Callable[[str], None] | None = None, workers: int | None = None) -> DavisResults:
     """Score every sequence of ``split`` from the PNGs under ``results_dir``.
 
     Sequences are scored by ``workers`` workers (default: the CPU count, at most 8) and
     recorded, logged and, on bad input, reported in split order, as one worker would. Workers
-    are forked processes when ``processes`` (default: when this process can fork safely, see
-    :func:`_can_fork`), else threads: scoring is many numpy calls on frame-sized arrays, which
+    are forked processes when this process can fork safely (:func:`_can_fork`), else threads: scoring is many numpy calls on frame-sized arrays, which
     hold the GIL often enough that threads gain little (66 frames of 854x480: 46 ms with one
     thread, 48 ms with two; 400 frames: 0.26 s, 0.22 s), while two processes share the work.
     """
@@ -108,13 +106,11 @@ def evaluate_folder(davis_root: str | Path, results_dir: str | Path, split: str 
         raise DavisError(f"{results_dir}: results folder not found")
     scorer = Scorer(davis_root, split)
     workers = max(1, min(workers or min(8, os.cpu_count() or 1), len(scorer.sequences)))
-    if processes is None:
-        processes = _can_fork()
 
     def score(seq):
         return scorer.compute(seq, _png_reader(results_dir / seq))
 
-    mapper = _forked_map if processes and workers > 1 else _threaded_map
+    mapper = _forked_map if workers > 1 and _can_fork() else _threaded_map
     for i, (seq, (J, F)) in enumerate(zip(scorer.sequences, mapper(score, scorer.sequences, workers)), 1):
         scorer.results.add(seq, J, F)
         if log:

@@ -227,6 +227,20 @@ def check_coco(ann_file: str | Path, img_dir: str | Path | None = None, classes=
     return {key: len(coco[key]) for key in ("images", "annotations", "categories")}
 
 
+def _header_size(path: Path, what: str) -> tuple[int, int]:
+    """``(width, height)`` from an image file's header (no decoding), after checking that a JPEG
+    is complete; ``what`` names the file in the one-line error (e.g. "label map")."""
+    try:
+        with Image.open(path) as im:
+            size = im.size
+        check_jpeg_complete(path)
+    except TruncatedJPEG as err:
+        raise AnnotationError(f"{path}: truncated JPEG {what} ({err}); re-extract or re-download it") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise AnnotationError(f"{path}: unreadable {what} ({err})") from None
+    return size
+
+
 def _check_image_headers(ann_file: Path, img_dir: Path, files: list) -> None:
     """Every listed image opens as an image (header only, no decoding) and, if a JPEG, is complete
     (its end-of-image marker present); a size different from its entry is a warning (masks are
@@ -234,15 +248,7 @@ def _check_image_headers(ann_file: Path, img_dir: Path, files: list) -> None:
     mismatched = []
     for name, size in files:
         path = img_dir / name
-        try:
-            with Image.open(path) as im:
-                w, h = im.size
-            check_jpeg_complete(path)
-        except TruncatedJPEG as err:
-            raise AnnotationError(f"{path}: truncated JPEG image listed in {ann_file} ({err}); "
-                                  "re-extract or re-download it") from None
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-            raise AnnotationError(f"{path}: unreadable image listed in {ann_file} ({err})") from None
+        w, h = _header_size(path, f"image listed in {ann_file}")
         if size is not None and (h, w) != tuple(size):
             mismatched.append(f"{path} is {w}x{h}, listed as {size[1]}x{size[0]}")
     if mismatched:
@@ -266,15 +272,7 @@ def check_seg_folders(img_dir: str | Path, seg_dir: str | Path, img_suffix: str 
         if not label.is_file():
             raise AnnotationError(f"{p}: label map missing: {label}")
         for path, what in ((p, "image"), (label, "label map")):
-            try:
-                with Image.open(path) as im:
-                    size = im.size
-                check_jpeg_complete(path)
-            except TruncatedJPEG as err:
-                raise AnnotationError(f"{path}: truncated JPEG {what} ({err}); re-extract or "
-                                      "re-download it") from None
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-                raise AnnotationError(f"{path}: unreadable {what} ({err})") from None
+            size = _header_size(path, what)
             if what == "image":
                 image_size = size
             elif size != image_size:
