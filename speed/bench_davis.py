@@ -4,7 +4,7 @@ the propagation against its own floor, the encoder's forward pass.
     .venv/bin/python speed/bench_davis.py [--sections compare,floor,process] [--depth 2]
         [--floor-depth 12] [--sequences 4] [--threads N] [--runs 5]
 
-On a generated 480p DAVIS-layout set (benchmarks/synthetic/davis.py) with a random ViT-S/16
+On a generated 480p DAVIS-layout set (synthetic/davis.py) with a random ViT-S/16
 (``--depth`` blocks; the encoder is the same for both sides), one run times, side by side:
 
 * propagation: :func:`benchmarks.davis.pipeline.propagate_sequence` (batched encoder, local
@@ -62,7 +62,7 @@ from benchmarks.davis.metrics import DavisResults, sequence_scores
 from benchmarks.davis.pipeline import _read_frames, propagate_sequence, propagate_split
 from benchmarks.davis.propagation import PropagationParams
 from speed.reference.davis import reference_global, reference_propagate, reference_scores
-from benchmarks.synthetic.davis import write_davis
+from synthetic.davis import write_davis
 from pretrain.encoder import build_encoder
 
 

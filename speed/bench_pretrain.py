@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from benchmarks.synthetic.images import write_image_folder
+from synthetic.images import write_image_folder
 from pretrain.encoder import EncoderSpec
 from pretrain.flops import peak_flops
 from pretrain.model import FLSLNet

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.synthetic.images import random_scene
+from synthetic.images import random_scene
 from pretrain.views import MultiCropViews, ViewConfig
 from speed.reference.flsl_views import AuthorsViews, load_rgb
 

@@ -64,7 +64,7 @@ for s in $SECTIONS; do
               run 170 "${BENCH[@]}" --compile model --compile-mode reduce-overhead ;;
     trainer)
       data="$OUT/images"
-      "$PY" -c "from benchmarks.synthetic.images import write_image_folder as w; w('$data', n_images=$((BATCH * 32)), size=320)"
+      "$PY" -c "from synthetic.images import write_image_folder as w; w('$data', n_images=$((BATCH * 32)), size=320)"
       # two epochs of 32 iterations; schedules shortened to fit, nothing saved but the end state
       run 140 "$PY" tools/pretrain_flsl.py configs/pretrain/flsl_vits16_in1k.py --no-resume \
         --work-dir "$OUT/pretrain" --cfg-options "data.root=$data" "data.batch_size_per_gpu=$BATCH" \

@@ -11,4 +11,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/tools/setup_env.sh"
 cd "$ROOT"
-exec "$ROOT/.venv/bin/python" -m benchmarks.reproduce.demo "$@"
+exec "$ROOT/.venv/bin/python" -m benchmarks.demo.run "$@"

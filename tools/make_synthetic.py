@@ -32,9 +32,9 @@ def main(argv=None) -> int:
                         "images of at least 32x32 pixels")
     check_output_path(args.out)
     if args.kind == "coco":
-        from benchmarks.synthetic.coco import write_coco as write
+        from synthetic.coco import write_coco as write
     else:
-        from benchmarks.synthetic.ade import write_ade as write
+        from synthetic.ade import write_ade as write
     root = write(args.out, n_train=args.n_train, n_val=args.n_val, height=args.height,
                  width=args.width, seed=args.seed)
     print(f"wrote {args.kind} synthetic set ({args.n_train} train / {args.n_val} val images of "

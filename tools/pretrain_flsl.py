@@ -42,7 +42,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", message=".*torch.jit.interface.*")
-    from benchmarks.synthetic.images import write_image_folder
+    from synthetic.images import write_image_folder
     from core.config import read_config
     from core.files import check_output_path
     from pretrain.config_check import apply_pretrain_options, check_config

@@ -59,7 +59,8 @@ def main(argv=None) -> int:
     """Errors (a checkpoint, an image, a patch) are FLSLErrors: cli_main prints one line, exit 2."""
     args = parse_args(argv)
     warnings.filterwarnings("ignore", message=".*torch.jit.interface.*")
-    from benchmarks.reproduce.figures import load_image, parse_patches, render_figures
+    from benchmarks.features import load_image
+    from benchmarks.figures.maps import parse_patches, render_figures
     from pretrain.checkpoint import load_pretrained_encoder
     from pretrain.encoder import patch_size
 

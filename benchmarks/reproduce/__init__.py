@@ -13,10 +13,9 @@ own tools, collecting their metrics and writing the tables next to the paper's n
 
 ``tools/reproduce.py`` is the command line over these modules.
 
-The end-to-end demo (``tools/demo.sh``) lives here too: ``demo`` (the stages), ``probe``
-(frozen-encoder probes), ``claims`` (means, spreads, 95% intervals and the verdicts the summary
-may state), ``figures`` (cluster / attention maps, pretraining curves, the results chart).
+The demo lives in :mod:`benchmarks.demo`, the figures in :mod:`benchmarks.figures`.
 """
+
 
 from .errors import ReproduceError
 

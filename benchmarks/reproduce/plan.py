@@ -203,7 +203,7 @@ def row_dir(opts: Options, table: str, row: str) -> Path:
 
 # ----------------------------------------------------------------------------- command lines
 # The one place that spells the downstream tools' command lines: tools/reproduce.py (through
-# row_steps) and the demo (benchmarks/reproduce/demo.py) both call these.
+# row_steps) and the demo (benchmarks/demo/run.py) both call these.
 def dense_train_argv(config: str, gpus: int, work_dir, backbone, data_root, amp: bool = True,
                options: tuple = ()) -> list[str]:
     """``tools/dist_train.sh CONFIG GPUS --work-dir WD [--amp] --resume --cfg-options

@@ -1,4 +1,4 @@
-# FLSL pretraining of the end-to-end demo (tools/demo.sh, benchmarks/reproduce/demo.py): the tiny default
+# FLSL pretraining of the end-to-end demo (tools/demo.sh, benchmarks/demo/run.py): the tiny default
 # (../pretrain/flsl_tiny_synthetic.py: ViT width 192, 4 blocks, patch 16, 112 px global and 64 px
 # local views of generated 128 px images, K = 512) trained for 256 iterations (about 3 minutes on
 # 2 CPU cores with one torch thread). Changes to the ViT-S/16 recipe, all for the short run:

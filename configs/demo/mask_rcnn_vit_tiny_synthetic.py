@@ -1,7 +1,7 @@
 # Mask R-CNN of the end-to-end demo (tools/demo.sh): configs/coco/mask_rcnn_flsl_vits16.py
 # (same detector, adapter, FPN, AdamW + paramwise_cfg, warm-up, CocoMetric) shrunk to the demo's
 # tiny ViT (width 192, 4 blocks, patch 16) and the generated instance set of
-# benchmarks/synthetic/coco.py (3 shape classes, 128x160 images). The demo passes
+# synthetic/coco.py (3 shape classes, 128x160 images). The demo passes
 #   --cfg-options data_root=<generated set> model.backbone.init_cfg.checkpoint=<encoder file>
 # and trains the FLSL-pretrained and the randomly initialised encoder with this same budget.
 # Narrower FPN / heads (64 channels, 64 sampled RoIs per image) keep an iteration to about 0.3 s

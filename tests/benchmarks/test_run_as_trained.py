@@ -153,7 +153,7 @@ def test_authors_release_converts_and_runs_in_both_frameworks(authors, tmp_path,
 
 
 def test_authors_release_through_davis_propagate_and_visualize(authors, tmp_path, repo_root):
-    from benchmarks.synthetic.davis import write_davis
+    from synthetic.davis import write_davis
     davis = write_davis(tmp_path / "DAVIS", n_sequences=1, frames=(4, 4), size=(64, 96), seed=3)
     converted = tmp_path / "authors.safetensors"
     assert _tool(repo_root, "tools/convert_checkpoint.py", authors.path, "--out", converted).returncode == 0

@@ -9,8 +9,8 @@ def _error_classes():
     from benchmarks.davis.io import DavisError
     from benchmarks.dense.data_check import AnnotationError
     from benchmarks.reproduce import ReproduceError
-    from benchmarks.reproduce.demo import DemoError
-    from benchmarks.reproduce.figures import FigureError
+    from benchmarks.demo.run import DemoError
+    from benchmarks.figures.maps import FigureError
     from benchmarks.uavdt.convert import UAVDTError
     from core.errors import ConfigError
     from pretrain.checkpoint import CheckpointError

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from benchmarks.synthetic.images import write_image_folder
+from synthetic.images import write_image_folder
 
 TINY = dict(
     model=dict(arch="vit_tiny_patch16_224", arch_kwargs=dict(depth=2, img_size=96), drop_path_rate=0.1,

@@ -8,7 +8,7 @@ import torch
 from pretrain.checkpoint import CheckpointError, export_encoder, load_pretrained_encoder
 from pretrain.data import DataError, PretrainImages, scan_images
 from pretrain.encoder import build_encoder
-from benchmarks.synthetic.images import write_image_folder
+from synthetic.images import write_image_folder
 from pretrain.trainer import Trainer
 from pretrain.views import MultiCropViews, ViewConfig
 

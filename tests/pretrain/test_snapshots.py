@@ -6,7 +6,7 @@ import hashlib
 import pytest
 import torch
 
-from benchmarks.synthetic.images import write_image_folder
+from synthetic.images import write_image_folder
 from core.errors import ConfigError, cli_main
 from pretrain.checkpoint import digest_path, load_safely, verify_digest
 from pretrain.config_check import check_config

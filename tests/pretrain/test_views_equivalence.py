@@ -13,7 +13,7 @@ from torchvision.transforms import functional as TF
 
 import pretrain.views as V
 import speed.reference.flsl_views as R
-from benchmarks.synthetic.images import random_scene
+from synthetic.images import random_scene
 from core.constants import IMAGENET_MEAN, IMAGENET_STD
 from pretrain import photometric as P
 from pretrain.data import DataError, PretrainImages

@@ -93,7 +93,7 @@ class Ctx:
 
     # -- pretraining
     def images(self, n: int = 4) -> Path:
-        from benchmarks.synthetic.images import write_image_folder
+        from synthetic.images import write_image_folder
         return write_image_folder(self.tmp / "images", n_images=n, size=64, seed=1, n_classes=1)
 
     def pretrain_config(self, **changes) -> Path:
@@ -134,13 +134,13 @@ class Ctx:
 
     # -- data sets
     def davis(self):
-        from benchmarks.synthetic.davis import write_davis
+        from synthetic.davis import write_davis
         d = write_davis(self.tmp / "DAVIS", n_sequences=1, frames=(4, 4), size=(64, 96), seed=7)
         self.reads(d.root)
         return d
 
     def coco(self) -> Path:
-        from benchmarks.synthetic.coco import write_coco
+        from synthetic.coco import write_coco
         root = write_coco(self.tmp / "coco", n_train=2, n_val=1, height=64, width=80, seed=0)
         self.reads(root)
         return root
@@ -150,7 +150,7 @@ class Ctx:
         return path, json.loads(path.read_text())
 
     def uavdt(self):
-        from benchmarks.synthetic.uavdt import write_uavdt_tree
+        from synthetic.uavdt import write_uavdt_tree
         tree = write_uavdt_tree(self.tmp / "uavdt", train=("M0101",), test=("M0203",), n_frames=2,
                                 size=(96, 64), seed=5)
         self.reads(tree.root)
@@ -383,7 +383,7 @@ def s_dense_option(option):
 
 
 def s_ade_unreadable_label(ctx):
-    from benchmarks.synthetic.ade import write_ade
+    from synthetic.ade import write_ade
     root = write_ade(ctx.tmp / "ade", n_train=2, n_val=1, height=64, width=80, seed=0)
     ctx.reads(root)
     label = sorted((root / "annotations" / "training").glob("*.png"))[0]

@@ -96,8 +96,8 @@ def test_case_ids_are_unique_and_every_tool_has_a_case():
     tools = {p.name for p in (REPO / "tools").glob("*.py")}
     covered = {c.tool for c in CASES}
     assert covered <= tools
-    # reproduce.py's bad inputs live in tests/tools/test_reproduce.py; visualize.py's in
-    # tests/tools/test_visualize.py
+    # reproduce.py's bad inputs live in tests/benchmarks/reproduce/test_reproduce.py; visualize.py's in
+    # tests/benchmarks/figures/test_figures.py
     assert tools - covered <= {"reproduce.py", "visualize.py"}
 
 

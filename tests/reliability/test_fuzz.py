@@ -134,7 +134,7 @@ def framework_reads(ann_file, img_dir):
 def test_mutated_coco_files_are_refused_or_readable(tmp_path):
     pytest.importorskip("mmdet")
     from benchmarks.dense.data_check import AnnotationError, check_coco
-    from benchmarks.synthetic.coco import write_coco
+    from synthetic.coco import write_coco
     root = write_coco(tmp_path / "coco", n_train=2, n_val=1, height=64, width=80, seed=0)
     good = json.loads((root / "annotations" / "instances_train.json").read_text())
     rng = random.Random(7)
@@ -240,7 +240,7 @@ def random_value(rng: random.Random):
 def test_random_cfg_options_are_refused_or_train(tmp_path):
     from mmengine.config import Config
 
-    from benchmarks.synthetic.images import write_image_folder
+    from synthetic.images import write_image_folder
     from pretrain.config_check import SCHEMA, apply_pretrain_options, check_config
     from pretrain.trainer import Trainer
     images = write_image_folder(tmp_path / "img", n_images=4, size=64, seed=1, n_classes=1)

@@ -144,7 +144,7 @@ def run_tool(*args):
 @pytest.fixture(scope="module")
 def dense_run(tmp_path_factory):
     pytest.importorskip("mmdet")
-    from benchmarks.synthetic.coco import write_coco
+    from synthetic.coco import write_coco
     from tests.benchmarks.conftest import tiny_encoder, write_format
     tmp = tmp_path_factory.mktemp("dense_integrity")
     coco = write_coco(tmp / "coco", n_train=2, n_val=1, height=64, width=80, seed=0)

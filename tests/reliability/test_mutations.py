@@ -99,7 +99,7 @@ def test_load_strict_refuses_an_extra_tensor():
 def test_coco_check_follows_category_references(tmp_path):
     """Catches: the data check skipping category_id references (a valid file passes, one dangling
     category fails, naming the annotation)."""
-    from benchmarks.synthetic.coco import write_coco
+    from synthetic.coco import write_coco
     root = write_coco(tmp_path / "coco", n_train=2, n_val=1, height=64, width=80, seed=0)
     path = root / "annotations" / "instances_train.json"
     coco = json.loads(path.read_text())
@@ -151,7 +151,7 @@ def test_last_layer_is_frozen_exactly_during_the_first_epoch(tmp_path):
     first iteration of epoch 1."""
     from mmengine.config import Config
 
-    from benchmarks.synthetic.images import write_image_folder
+    from synthetic.images import write_image_folder
     from pretrain.trainer import Trainer
 
     from .cases import TINY_PRETRAIN

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from benchmarks.synthetic.davis import write_davis
+from synthetic.davis import write_davis
 from pretrain.checkpoint import export_encoder
 from pretrain.encoder import build_encoder
 

@@ -4,7 +4,7 @@ import hashlib
 import numpy as np
 
 from benchmarks.davis.io import n_objects, read_annotations, read_split, sequence_files
-from benchmarks.synthetic.davis import write_davis
+from synthetic.davis import write_davis
 
 
 def _digest(root):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.synthetic.ade import write_ade
+from synthetic.ade import write_ade
 from tests.benchmarks.conftest import logged_scalars, run_tool
 
 pytestmark = pytest.mark.slow

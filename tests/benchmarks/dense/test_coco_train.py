@@ -10,7 +10,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from benchmarks.synthetic.coco import write_coco
+from synthetic.coco import write_coco
 from tests.benchmarks.conftest import last_error_line, logged_scalars, run_tool
 
 pytestmark = pytest.mark.slow

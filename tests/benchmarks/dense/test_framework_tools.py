@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.synthetic.ade import write_ade
-from benchmarks.synthetic.coco import write_coco
+from synthetic.ade import write_ade
+from synthetic.coco import write_coco
 
 pytestmark = pytest.mark.slow
 

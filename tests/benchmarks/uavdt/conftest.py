@@ -1,7 +1,7 @@
 """Generated UAVDT trees for the UAVDT tests."""
 import pytest
 
-from benchmarks.synthetic.uavdt import write_uavdt_tree
+from synthetic.uavdt import write_uavdt_tree
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from PIL import Image
 
 from benchmarks.uavdt import convert as uavdt
 from core.files import write_json_atomic
-from benchmarks.synthetic.uavdt import write_uavdt_tree
+from synthetic.uavdt import write_uavdt_tree
 
 NAMES = {1: "car", 2: "truck", 3: "bus"}  # the release's category numbers
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from benchmarks.synthetic.uavdt import write_uavdt_tree
+from synthetic.uavdt import write_uavdt_tree
 from pretrain.checkpoint import export_encoder
 from pretrain.encoder import build_encoder
 from tests.benchmarks.conftest import logged_scalars, run_tool

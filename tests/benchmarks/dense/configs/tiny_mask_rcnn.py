@@ -1,5 +1,5 @@
 # configs/coco/mask_rcnn_flsl_vits16.py shrunk for CPU tests: a tiny ViT (width 192, depth 4),
-# 64-channel FPN and heads (32 in the mask head), fewer sampled RoIs, the 3 shape classes of benchmarks/synthetic/coco.py, images of about
+# 64-channel FPN and heads (32 in the mask head), fewer sampled RoIs, the 3 shape classes of synthetic/coco.py, images of about
 # 128 pixels with the same DETR-style augmentation structure, one epoch. Everything else (Mask
 # R-CNN structure, anchors, RoIAlign sizes, AdamW, paramwise_cfg, warm-up, CocoMetric) is the
 # real config's. The tests pass

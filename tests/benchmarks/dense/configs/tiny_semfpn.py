@@ -1,5 +1,5 @@
 # configs/ade20k/semfpn_flsl_vits16_40k.py shrunk for CPU tests: a tiny ViT (width 192, depth 4),
-# 64x64 crops of the generated ADE20K-layout set (benchmarks/synthetic/ade.py), a few iterations.
+# 64x64 crops of the generated ADE20K-layout set (synthetic/ade.py), a few iterations.
 # Data set class, label convention (reduce_zero_label), 150-class FPN head, AdamW, poly schedule
 # and IoUMetric are the real config's. The tests pass
 #   --cfg-options data_root=<generated set> model.backbone.init_cfg.checkpoint=<tiny export>

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.synthetic.images import texture
+from synthetic.images import texture
 
 IMAGE_DIR = "UAV-benchmark-M"
 GT_DIR = "UAV-benchmark-MOTD_v1.0/GT"

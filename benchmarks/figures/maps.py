@@ -11,7 +11,7 @@ attention maps of chosen patches (docs/method.md, section 3).
   a row per encoder (e.g. FLSL beside random init) of image, cluster map and attention maps,
   patches drawn as blocks, a colour bar and a cluster legend (:func:`summary_figure`).
 * :func:`pretraining_figure` draws the loss and its three parts from a pretraining ``log.jsonl``;
-  :func:`results_figure` draws a results table (:mod:`benchmarks.reproduce.claims`) with its
+  :func:`results_figure` draws a results table (:mod:`benchmarks.demo.claims`) with its
   spreads.
 """
 from __future__ import annotations
@@ -25,47 +25,13 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from core.constants import IMAGENET_MEAN, IMAGENET_STD
+from benchmarks.features import patch_features
 
 
 
 class FigureError(FLSLError, ValueError):
     """Bad input to the figure tools (image, patch coordinates, k); the message names it."""
-
-
-# ----------------------------------------------------------------------------- input
-def load_image(path: str | Path, short_side: int, patch: int) -> np.ndarray:
-    """RGB image ``[H, W, 3]`` uint8 resized (bicubic) so its short side is ``short_side`` pixels,
-    then both sides floored to a multiple of ``patch``."""
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as err:  # the bomb is neither
-        raise FigureError(f"{path}: cannot read image ({err})") from None
-    w, h = im.size
-    s = short_side / min(w, h)
-    nh, nw = max(patch, round(h * s) // patch * patch), max(patch, round(w * s) // patch * patch)
-    return np.asarray(im.resize((nw, nh), Image.BICUBIC), dtype=np.uint8)
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """``[H, W, 3]`` uint8 -> ``[1, 3, H, W]`` float, ImageNet-normalised."""
-    x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1) / 255.0
-    x = (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
-    return x[None]
-
-
-@torch.no_grad()
-def patch_features(model: torch.nn.Module, image: np.ndarray) -> torch.Tensor:
-    """Post-LayerNorm tokens of ``image`` as ``[h, w, C]`` (h = H / patch, w = W / patch)."""
-    from pretrain.encoder import encode, patch_size
-    p = patch_size(model)
-    h, w = image.shape[0] // p, image.shape[1] // p
-    tokens = encode(model.eval(), to_tensor(image))      # [1, h*w, C]
-    return tokens[0].reshape(h, w, -1).float()
 
 
 # ----------------------------------------------------------------------------- k-means
@@ -457,7 +423,7 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
-__all__ = ["FigureError", "load_image", "to_tensor", "patch_features", "kmeans", "attention_maps",
+__all__ = ["FigureError", "kmeans", "attention_maps",
            "parse_patches", "default_patches", "cluster_image", "attention_image", "renumber_by_size",
            "EncoderMaps", "encoder_maps", "summary_figure", "Figures", "render_figures", "read_log",
            "pretraining_figure", "results_figure", "save_figure"]

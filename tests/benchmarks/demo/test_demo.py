@@ -1,4 +1,4 @@
-"""The demo's quick variant end to end (benchmarks/reproduce/demo.py --quick, what tools/demo.sh runs):
+"""The demo's quick variant end to end (benchmarks/demo/run.py --quick, what tools/demo.sh runs):
 every stage through the real tools, a table whose numbers are the tools' metric files with
 spreads recomputed here independently, figures, a second run that resumes without redoing
 anything, and a fresh second run that prints the identical table."""
@@ -17,7 +17,7 @@ from PIL import Image
 
 from pretrain.checkpoint import load_encoder_weights
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COCO_RAW = {"bbox_AP": "coco/bbox_mAP", "bbox_AP50": "coco/bbox_mAP_50", "bbox_AP75": "coco/bbox_mAP_75",
             "segm_AP": "coco/segm_mAP", "segm_AP50": "coco/segm_mAP_50", "segm_AP75": "coco/segm_mAP_75"}
 
@@ -26,7 +26,7 @@ COCO_RAW = {"bbox_AP": "coco/bbox_mAP", "bbox_AP50": "coco/bbox_mAP_50", "bbox_A
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo") / "quick"
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.demo", "--quick", "--work-dir", str(work)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.demo.run", "--quick", "--work-dir", str(work)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return work, proc
@@ -37,7 +37,7 @@ def test_every_stage_ran_with_progress(demo):
     headers = re.findall(r"==> \[(\d)/8\]", proc.stdout)
     assert headers == [str(i) for i in range(1, 9)]
     assert "img/s" in proc.stdout                       # the pretraining's progress lines
-    for tool in ("tools/pretrain.sh", "tools/export_backbone.py", "benchmarks.reproduce.probe", "tools/dist_train.sh",
+    for tool in ("tools/pretrain.sh", "tools/export_backbone.py", "benchmarks.probes.demo_linear", "tools/dist_train.sh",
                  "tools/dist_test.sh", "tools/davis_propagate.py", "tools/visualize.py"):
         assert f" {tool} " in proc.stdout, tool
     assert (work / "results.md").read_text() in proc.stdout
@@ -54,7 +54,7 @@ def test_table_numbers_are_the_tools_metrics_with_their_spreads(demo):
     cells are those numbers."""
     from scipy import stats
 
-    from benchmarks.reproduce.demo import QUICK
+    from benchmarks.demo.run import QUICK
     work, _ = demo
     doc = json.loads((work / "results.json").read_text())
     md = (work / "results.md").read_text()
@@ -133,7 +133,7 @@ def test_backbones_are_the_pretrained_teacher_and_its_initialisation(demo):
 
 
 def test_figures_were_written_and_embedded(demo):
-    from benchmarks.reproduce.figures import DPI, PANEL_INCHES
+    from benchmarks.figures.maps import DPI, PANEL_INCHES
     work, _ = demo
     doc = json.loads((work / "results.json").read_text())
     md = (work / "results.md").read_text()
@@ -155,7 +155,7 @@ def test_figures_were_written_and_embedded(demo):
 def test_second_run_resumes_without_redoing(demo):
     work, _ = demo
     before = (work / "results.json").read_text()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.demo", "--quick", "--work-dir", str(work), "--no-figures"],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.demo.run", "--quick", "--work-dir", str(work), "--no-figures"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "pretraining already done" in proc.stdout
@@ -170,7 +170,7 @@ def test_a_fresh_run_prints_the_identical_table(demo, tmp_path):
     summary and per-seed numbers (fixed seeds, one thread per tool)."""
     work, first = demo
     again = tmp_path / "again"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.demo", "--quick", "--work-dir", str(again)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.demo.run", "--quick", "--work-dir", str(again)],
                           cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "2"}, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -186,7 +186,7 @@ def test_arms_side_by_side_prefix_output_and_raise_failures(capsys):
     and a failing tool's error reaches the caller after the other arm has finished."""
     import threading
 
-    from benchmarks.reproduce import demo as demo_module
+    from benchmarks.demo import run as demo_module
 
     inside, peak, lock = [0], [0], threading.Lock()
     barrier = threading.Barrier(2, timeout=30)

@@ -18,7 +18,7 @@ from benchmarks.reproduce.provenance import record_step
 from benchmarks.reproduce.references import MISSING, load_references
 from benchmarks.reproduce.registry import RECIPES, TABLES, table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOOL = ROOT / "tools" / "reproduce.py"
 
 
@@ -419,7 +419,7 @@ def test_epoch_options_edit_schedulers_by_type_not_position(tmp_path):
 def test_the_demo_builds_its_commands_with_the_plans_builders():
     """One place spells the fine-tuning, evaluation and DAVIS commands: the demo's are the
     builders' output, and its options set what they mean to in the config the tools load."""
-    from benchmarks.reproduce import demo
+    from benchmarks.demo import run as demo
     from benchmarks.reproduce.plan import davis_argv, dense_test_argv, dense_train_argv, epoch_options
     roots = {"coco": ROOT / "x" / "coco", "davis": ROOT / "x" / "davis"}
     cmds = demo.commands(ROOT / "w", "flsl", ROOT / "w" / "b.safetensors", roots, demo.DEFAULT, "py", seed=2)

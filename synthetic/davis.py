@@ -1,7 +1,7 @@
 """A small generated DAVIS 2017 tree in the official layout, for tests, the demo and the
 benchmark.
 
-Each sequence is a short video of 1-3 textured shapes (:mod:`benchmarks.synthetic.images` primitives)
+Each sequence is a short video of 1-3 textured shapes (:mod:`synthetic.images` primitives)
 moving and turning over a static textured scene. Four scenarios repeat over the sequences:
 
 ``single``     one object drifting and turning
@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.davis.io import ANNOTATIONS, IMAGES, IMAGESETS, VOID, write_index_png
-from benchmarks.synthetic.images import SHAPES, random_scene, shape_mask, texture
+from synthetic.images import SHAPES, random_scene, shape_mask, texture
 
 SCENARIOS = ("single", "occlusion", "leaving", "entering")
 HD_SIZE = (480, 854)  # DAVIS 480p (height, width)

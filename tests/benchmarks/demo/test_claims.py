@@ -1,4 +1,4 @@
-"""benchmarks/reproduce/claims.py and the demo's table: spreads computed as the textbooks do
+"""benchmarks/demo/claims.py and the demo's table: spreads computed as the textbooks do
 (checked against scipy's own t-tests), and claims that follow from the numbers: a difference
 inside its spread is never called a gain or a loss, in the table or in the summary."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import re
 import pytest
 from scipy import stats
 
-from benchmarks.reproduce import claims
-from benchmarks.reproduce.claims import GAIN, LOSS, NO_DIFFERENCE, NOT_MEASURED
+from benchmarks.demo import claims
+from benchmarks.demo.claims import GAIN, LOSS, NO_DIFFERENCE, NOT_MEASURED
 
 
 def test_welch_interval_is_scipys():
@@ -102,7 +102,7 @@ def _results(coco_a, coco_b, probe_a, probe_b, groups_a, groups_b, davis_a, davi
 
 
 def test_demo_table_and_summary_follow_the_numbers(tmp_path):
-    from benchmarks.reproduce import demo
+    from benchmarks.demo import run as demo
     results = _results(coco_a=[4.0, 6.5, 4.4], coco_b=[3.5, 7.2, 3.9],               # inside the spread
                        probe_a=[30.0, 30.2, 30.1, 30.0, 30.1], probe_b=[20.0, 20.3, 20.1, 20.2, 20.0],
                        groups_a=[94.0, 93.0, 95.0, None], groups_b=[93.9, 93.2, 94.8, 88.0],

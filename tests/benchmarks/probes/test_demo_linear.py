@@ -1,4 +1,4 @@
-"""benchmarks/reproduce/probe.py: the frozen-encoder probes against plain computations, on a
+"""benchmarks/probes/demo_linear.py: the frozen-encoder probes against plain computations, on a
 generated COCO-format set read with pycocotools' own mask decoding."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.reproduce import probe as P
+from benchmarks.probes import demo_linear as P
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_grouping_auc_is_the_pair_counting_probability():
@@ -75,7 +75,7 @@ def test_linear_probe_learns_a_linearly_coded_map_and_depends_on_its_seed_only()
 
 @pytest.fixture(scope="module")
 def coco_and_encoder(tmp_path_factory):
-    from benchmarks.synthetic.coco import write_coco
+    from synthetic.coco import write_coco
     from pretrain.checkpoint import export_encoder
     from pretrain.encoder import build_encoder
     folder = tmp_path_factory.mktemp("probe")
@@ -108,7 +108,7 @@ def test_probe_tool_writes_reproducible_results(coco_and_encoder, tmp_path):
     root, ckpt = coco_and_encoder
     outs = []
     for name in ("a", "b"):
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.probe", "--checkpoint", str(ckpt),
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.probes.demo_linear", "--checkpoint", str(ckpt),
                                "--data-root", str(root), "--out", str(tmp_path / name), "--seeds", "0", "3",
                                "--epochs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
@@ -120,7 +120,7 @@ def test_probe_tool_writes_reproducible_results(coco_and_encoder, tmp_path):
     assert sorted(doc["grouping"]) == sorted(p.name for p in (root / "val").glob("*.jpg"))
     assert all(v is None or 0 <= v <= 100 for v in doc["grouping"].values())
     assert outs[0]["linear"] == outs[1]["linear"] and outs[0]["grouping"] == outs[1]["grouping"]
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.probe", "--checkpoint", str(ckpt),
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.probes.demo_linear", "--checkpoint", str(ckpt),
                            "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "c")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "instances_train.json" in proc.stderr

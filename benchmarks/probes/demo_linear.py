@@ -1,13 +1,13 @@
 """Frozen-encoder dense probes: what the patch features alone carry, with a small spread.
 
-    python -m benchmarks.reproduce.probe --checkpoint CKPT --data-root COCO_ROOT --out OUT
+    python -m benchmarks.probes.demo_linear --checkpoint CKPT --data-root COCO_ROOT --out OUT
                                          [--seeds 0 1 2 3 4] [--epochs 20] [--batch 16] [--lr 0.01]
 
 A fine-tuned detector measures the encoder *and* a neck and heads trained from scratch; at the
 demo's budget its seed-to-seed spread (several AP points) hides what the encoder brings. These
 two protocols measure the frozen encoder on a COCO-format instance set. Both read the
 post-LayerNorm patch tokens (the features of the figures and of DAVIS propagation:
-:func:`benchmarks.reproduce.figures.patch_features`), computed once per image.
+:func:`benchmarks.features.patch_features`), computed once per image.
 
 **Linear segmentation probe** (trained; spread over seeds). The features are standardised per
 channel with the train split's mean and deviation. Per seed, a linear layer (a 1x1 convolution:
@@ -113,7 +113,7 @@ def featurise(model: torch.nn.Module, root: Path, split: str) -> tuple[Split, li
     Returns ``(Split, class names)``."""
     from PIL import Image
 
-    from benchmarks.reproduce.figures import patch_features
+    from benchmarks.features import patch_features
     from pretrain.encoder import patch_size
     paths, classes, instances, names = read_split(root, split)
     if not paths:

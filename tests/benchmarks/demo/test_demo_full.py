@@ -1,7 +1,7 @@
 """The default demo's full run (7 minutes on 2 quiet CPU cores, 17 on busy ones), opt-in because it would
 double CI's test time:
 
-    FLSL_FULL_DEMO=1 tools/test.sh tests/tools/test_demo_full.py
+    FLSL_FULL_DEMO=1 tools/test.sh tests/benchmarks/demo/test_demo_full.py
 
 It checks what the quick variant cannot: the default budget's table, with every arm measured
 over its full set of seeds (3 fine-tuning, 5 probe) and every paired protocol over all its
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.reproduce import claims
-from benchmarks.reproduce.demo import DEFAULT
+from benchmarks.demo import claims
+from benchmarks.demo.run import DEFAULT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.skipif(os.environ.get("FLSL_FULL_DEMO") != "1",
                                 reason="the full demo runs only with FLSL_FULL_DEMO=1 (7-17 minutes)")
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("FLSL_FULL_DEMO") != "1",
 
 def test_default_demo_end_to_end(tmp_path):
     work = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.reproduce.demo", "--work-dir", str(work)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.demo.run", "--work-dir", str(work)],
                           cwd=ROOT, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     doc = json.loads((work / "results.json").read_text())

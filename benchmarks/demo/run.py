@@ -1,18 +1,18 @@
 """The end-to-end demo: does FLSL pretraining help downstream, on generated data, on a laptop?
 
-    python -m benchmarks.reproduce.demo [--work-dir work_dirs/demo] [--quick] [--fresh]     (tools/demo.sh)
+    python -m benchmarks.demo.run [--work-dir work_dirs/demo] [--quick] [--fresh]     (tools/demo.sh)
 
 Two arms, the same budget: the encoder after FLSL pretraining, and the same encoder at its
 initialisation (the pretraining's starting point, bit for bit). Stages, each through the suite's
 own tools (their progress streams through; the arms run side by side, one process each):
 
 1. data       generated pretraining images, a COCO-format instance set
-              (:mod:`benchmarks.synthetic.coco`) and DAVIS-layout videos
-              (:mod:`benchmarks.synthetic.davis`); no download
+              (:mod:`synthetic.coco`) and DAVIS-layout videos
+              (:mod:`synthetic.davis`); no download
 2. pretrain   tools/pretrain.sh configs/demo/flsl_demo.py (FLSL, tiny ViT)
 3. export     tools/export_backbone.py -> backbones/flsl.safetensors, and the initialisation ->
               backbones/random.safetensors
-4. probe      frozen-encoder probes (:mod:`benchmarks.reproduce.probe`): a linear segmentation
+4. probe      frozen-encoder probes (:mod:`benchmarks.probes.demo_linear`): a linear segmentation
               probe (several seeds) and patch grouping (no training) on the instance set
 5. coco       Mask R-CNN fine-tuning + COCO evaluation (tools/dist_train.sh + tools/dist_test.sh,
               configs/demo/mask_rcnn_vit_tiny_synthetic.py), once per fine-tuning seed
@@ -22,7 +22,7 @@ own tools (their progress streams through; the arms run side by side, one proces
 8. table      WORK/results.md (the table, the summary and the figures) and WORK/results.json
               (every per-seed / per-unit number behind it), printed at the end; figures/results.png
 
-Every number is reported with its spread (:mod:`benchmarks.reproduce.claims`): the mean and
+Every number is reported with its spread (:mod:`benchmarks.demo.claims`): the mean and
 standard deviation over seeds where a protocol trains, and for each difference its 95% interval;
 the summary calls a difference a gain or a loss only outside that interval. The commands come
 from :mod:`benchmarks.reproduce.plan` (the same builders as tools/reproduce.py). Every tool runs
@@ -50,7 +50,7 @@ from core.errors import FLSLError, cli_main
 from core.files import write_json_atomic, write_text_atomic
 
 from . import claims
-from .plan import davis_argv, dense_test_argv, dense_train_argv, epoch_options
+from benchmarks.reproduce.plan import davis_argv, dense_test_argv, dense_train_argv, epoch_options
 
 ROOT = Path(__file__).resolve().parents[2]
 ARMS = ("flsl", "random")
@@ -71,12 +71,12 @@ class Budget:
 
     name: str
     pretrain_options: tuple          # --cfg-options of configs/demo/flsl_demo.py
-    coco: dict                       # benchmarks.synthetic.coco.write_coco arguments
+    coco: dict                       # synthetic.coco.write_coco arguments
     mask_rcnn_epochs: int
     mask_rcnn_seeds: tuple           # one fine-tuning run per seed and arm
     probe_seeds: tuple               # linear probe seeds
     probe_epochs: int
-    davis: dict                      # benchmarks.synthetic.davis.write_davis arguments
+    davis: dict                      # synthetic.davis.write_davis arguments
     davis_short_side: int            # network input short side for DAVIS frames (pixels)
     figure_images: int = 2
 
@@ -231,7 +231,7 @@ def commands(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, 
         "davis": davis_argv(python, DAVIS_CONFIG, rel(backbone), rel(roots["davis"]),
                             rel(work / "runs" / arm / "davis"),
                             options=("--short-side", str(budget.davis_short_side))),
-        "probe": [python, "-m", "benchmarks.reproduce.probe", "--checkpoint", rel(backbone),
+        "probe": [python, "-m", "benchmarks.probes.demo_linear", "--checkpoint", rel(backbone),
                   "--data-root", rel(roots["coco"]), "--out", rel(work / "runs" / arm / "probe"),
                   "--seeds", *map(str, budget.probe_seeds), "--epochs", str(budget.probe_epochs)],
     }
@@ -241,8 +241,8 @@ def commands(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, 
 def make_data(work: Path, budget: Budget) -> dict:
     """Generate the COCO-format set and the DAVIS videos (the pretraining images are written by
     the pretraining tool from the config's ``data.generate``). Returns the data roots."""
-    from benchmarks.synthetic.coco import write_coco
-    from benchmarks.synthetic.davis import write_davis
+    from synthetic.coco import write_coco
+    from synthetic.davis import write_davis
     data = work / "data"
     coco = write_coco(data / "coco", **budget.coco)
     davis_root = data / "davis"
@@ -290,7 +290,7 @@ def export(work: Path, python: str) -> dict:
 
 def probe(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
           prefix: str | None = None) -> None:
-    from .probe import read_results
+    from benchmarks.probes.demo_linear import read_results
     done = read_results(work / "runs" / arm / "probe")
     if done is not None and [r["seed"] for r in done["linear"]] == list(budget.probe_seeds) \
             and done["settings"]["epochs"] == budget.probe_epochs:
@@ -325,7 +325,7 @@ def davis(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, pyt
 
 def figures(work: Path, backbones: dict, roots: dict, budget: Budget, python: str) -> list:
     """One figure per image with both encoders (tools/visualize.py) and the pretraining curves."""
-    from .figures import pretraining_figure, read_log, save_figure
+    from benchmarks.figures.maps import pretraining_figure, read_log, save_figure
     images = sorted((Path(roots["coco"]) / "val").glob("*.jpg"))[:budget.figure_images]
     out = work / "figures"
     run([python, "tools/visualize.py", rel(backbones["flsl"]), *[rel(i) for i in images], "--out", rel(out),
@@ -343,8 +343,8 @@ def collect_results(work: Path, budget: Budget) -> dict:
     """Every number behind the table, read back from the tools' result files:
     ``{arm: {"mask_rcnn": {seed: {key: percent}}, "probe": {seed: mIoU}, "grouping": {image: AUC},
     "davis": {object: {"J": .., "F": ..}}}}``."""
-    from .collect import collect
-    from .probe import read_results
+    from benchmarks.reproduce.collect import collect
+    from benchmarks.probes.demo_linear import read_results
     out = {}
     for arm in ARMS:
         runs = work / "runs" / arm
@@ -454,7 +454,7 @@ def results_markdown(comparisons: dict, budget: Budget, figure_paths: list, work
 
 def write_results(work: Path, results: dict, comparisons: dict, budget: Budget, times: dict, wall: float,
                   figs: list) -> Path:
-    from .figures import results_figure, save_figure
+    from benchmarks.figures.maps import results_figure, save_figure
     chart = save_figure(results_figure([(f"{PROTOCOLS[m.protocol].split(',')[0]}: {m.label}", comparisons[m.key])
                                         for m in METRICS if m.key in comparisons],
                                        "FLSL demo: each arm (left) and their difference (right)"),

@@ -1,5 +1,5 @@
 """A tiny ADE20K-layout semantic-segmentation set generated from
-:func:`benchmarks.synthetic.images.random_scene`.
+:func:`synthetic.images.random_scene`.
 
 Layout (what MMSegmentation's ``ADE20KDataset`` reads, unchanged)::
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.synthetic.images import SHAPES, random_scene
+from synthetic.images import SHAPES, random_scene
 
 #: label value written for the background and for each shape kind
 LABELS = {"background": 1, **{kind: 2 + i for i, kind in enumerate(SHAPES)}}

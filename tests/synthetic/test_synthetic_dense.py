@@ -1,4 +1,4 @@
-"""benchmarks/synthetic/{coco,ade}.py, tools/make_synthetic.py and benchmarks/dense/data_check.py."""
+"""synthetic/{coco,ade}.py, tools/make_synthetic.py and benchmarks/dense/data_check.py."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,8 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from benchmarks.dense.data_check import AnnotationError, check_coco, check_seg_folders, load_json
-from benchmarks.synthetic.ade import LABELS, write_ade
-from benchmarks.synthetic.coco import CLASSES, write_coco
+from synthetic.ade import LABELS, write_ade
+from synthetic.coco import CLASSES, write_coco
 
 
 @pytest.fixture(scope="module")

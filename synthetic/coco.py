@@ -1,4 +1,4 @@
-"""A tiny COCO-format instance-segmentation set generated from :func:`benchmarks.synthetic.images.random_scene`.
+"""A tiny COCO-format instance-segmentation set generated from :func:`synthetic.images.random_scene`.
 
 Layout (what MMDetection's ``CocoDataset`` reads, unchanged)::
 
@@ -7,7 +7,7 @@ Layout (what MMDetection's ``CocoDataset`` reads, unchanged)::
     ROOT/annotations/instances_train.json     COCO json: images, annotations, categories
     ROOT/annotations/instances_val.json
 
-Three categories (ids 1-3): the shape kinds of :data:`benchmarks.synthetic.images.SHAPES`. Each object's
+Three categories (ids 1-3): the shape kinds of :data:`synthetic.images.SHAPES`. Each object's
 visible mask is stored as compressed RLE (``iscrowd`` 0), with its pixel area and its tight box
 ``[x, y, w, h]`` (pixels). Seeds fix every pixel; a finished folder is reused.
 """
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from benchmarks.synthetic.images import SHAPES, random_scene
+from synthetic.images import SHAPES, random_scene
 
 CLASSES = tuple(SHAPES)
 CATEGORIES = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(CLASSES)]

@@ -1,4 +1,4 @@
-"""benchmarks/reproduce/figures.py and tools/visualize.py: k-means and mean-shift attention against plain
+"""benchmarks/figures/maps.py and tools/visualize.py: k-means and mean-shift attention against plain
 computations, and the PNGs the tool writes for a random-weight encoder."""
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.reproduce.figures import FigureError, attention_maps, kmeans, parse_patches
+from benchmarks.figures.maps import FigureError, attention_maps, kmeans, parse_patches
 from pretrain.checkpoint import export_encoder
 from pretrain.encoder import build_encoder
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _blobs(seed=0, n_per=40, k=4, dim=6):
@@ -80,7 +80,7 @@ def test_parse_patches():
 def _summary_size(rows: int, cols: int, aspect: float) -> tuple[int, int]:
     """Pixel size of a summary figure (figures.summary_figure's figsize at its dpi; matplotlib
     truncates the product, so 956.99... pixels are 956)."""
-    from benchmarks.reproduce.figures import DPI, PANEL_INCHES
+    from benchmarks.figures.maps import DPI, PANEL_INCHES
     return (int((PANEL_INCHES * cols + 1.2) * DPI + 1e-9), int((PANEL_INCHES * aspect * rows + 1.5) * DPI + 1e-9))
 
 
@@ -120,7 +120,7 @@ def test_rendered_maps_are_the_plain_overlays(tmp_path):
     PNG peaks where the attention weight does."""
     from matplotlib import colormaps
 
-    from benchmarks.reproduce.figures import render_figures
+    from benchmarks.figures.maps import render_figures
     torch.manual_seed(0)
     model = build_encoder("vit_tiny_patch16_224", depth=2, img_size=64)
     rng = np.random.default_rng(1)
@@ -176,7 +176,7 @@ def test_summary_figure_is_titled_labelled_and_drawn_in_blocks(tmp_path):
     attention colour is log2(N * weight) of the objective's attention (computed here again)."""
     import matplotlib
 
-    from benchmarks.reproduce.figures import DPI, encoder_maps, summary_figure
+    from benchmarks.figures.maps import DPI, encoder_maps, summary_figure
     torch.manual_seed(0)
     a = build_encoder("vit_tiny_patch16_224", depth=2, img_size=64)
     torch.manual_seed(1)
@@ -214,7 +214,7 @@ def test_summary_figure_is_titled_labelled_and_drawn_in_blocks(tmp_path):
 
 
 def test_clusters_are_renumbered_largest_first():
-    from benchmarks.reproduce.figures import renumber_by_size
+    from benchmarks.figures.maps import renumber_by_size
     labels = np.array([[2, 2, 0], [2, 5, 0], [2, 5, 5]])
     out = renumber_by_size(labels)
     np.testing.assert_array_equal(out, [[0, 0, 2], [0, 1, 2], [0, 1, 1]])   # 4 x id 2, 3 x id 5, 2 x id 0
@@ -249,7 +249,7 @@ def test_pretraining_figure_draws_each_part_of_the_log(tmp_path):
 
     import matplotlib
 
-    from benchmarks.reproduce.figures import FigureError, pretraining_figure, read_log
+    from benchmarks.figures.maps import FigureError, pretraining_figure, read_log
     log = tmp_path / "log.jsonl"
     recs = [{"iteration": 16 * i, "epoch": i, "loss": 6 - 0.1 * i, "ms": 0.3 - 0.01 * i, "kmeans": 5.9 - 0.1 * i,
              "vmr": 0.01 * i, "lr": 1e-4, "images_per_s": 30.0} for i in range(1, 6)]
@@ -269,8 +269,8 @@ def test_pretraining_figure_draws_each_part_of_the_log(tmp_path):
 def test_results_figure_shows_each_arm_and_each_difference_with_its_spread(tmp_path):
     import matplotlib
 
-    from benchmarks.reproduce import claims
-    from benchmarks.reproduce.figures import VERDICT_COLOURS, results_figure, save_figure
+    from benchmarks.demo import claims
+    from benchmarks.figures.maps import VERDICT_COLOURS, results_figure, save_figure
     rows = [("probe: mIoU", claims.compare_runs([30.0, 30.2, 30.1], [20.0, 20.3, 20.1])),
             ("Mask R-CNN: box AP", claims.compare_runs([4.0, 6.5, 4.4], [3.5, 7.2, 3.9])),
             ("DAVIS: J&F", claims.compare_paired([50, 60, 55, 40], [45, 52, 50, 41]))]

@@ -1,7 +1,7 @@
 """Procedural images of textured shapes on textured backgrounds (no downloads).
 
 The primitives here are shared by every generated data set of the suite (pretraining images,
-COCO / ADE20K / DAVIS / UAVDT-layout sets in ``benchmarks/synthetic``): one implementation.
+COCO / ADE20K / DAVIS / UAVDT-layout sets in ``synthetic``): one implementation.
 All randomness comes from the ``numpy.random.Generator`` passed in, so a seed fixes the output.
 """
 from __future__ import annotations
