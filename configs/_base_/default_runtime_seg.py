@@ -1,5 +1,7 @@
-# MMSegmentation 1.x runtime (iteration-based).
-default_scope = 'mmseg'
+# MMSegmentation's runtime (mmseg::_base_/default_runtime.py) with the hooks its iteration-based
+# schedules carry (mmseg::_base_/schedules/schedule_40k.py, not inherited: see
+# ./schedules/adamw_poly_40k.py), keeping the last 3 checkpoints.
+_base_ = 'mmseg::_base_/default_runtime.py'
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
@@ -7,13 +9,3 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-env_cfg = dict(
-    cudnn_benchmark=True,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
-log_processor = dict(by_epoch=False)
-log_level = 'INFO'
-load_from = None
-resume = False

@@ -1,43 +1,10 @@
-# ADE20K (ADEChallengeData2016) with 512x512 crops, single-scale test (MMSegmentation 1.x).
-dataset_type = 'ADE20KDataset'
-data_root = '{{$ADE20K_ROOT:data/ade/ADEChallengeData2016/}}'  # ADE20K_ROOT=DIR moves it for any tool
-crop_size = (512, 512)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
-train_dataloader = dict(
-    batch_size=4,  # the authors' file: 4 images per GPU on 8 GPUs (see auto_scale_lr)
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
+# ADE20K (ADEChallengeData2016): MMSegmentation's ADE20K data as shipped (mmseg::_base_/datasets/
+# ade20k.py: 512 x 512 crops after a random resize of (2048, 512) by 0.5-2.0, cat_max_ratio 0.75,
+# flip, photometric distortion; single-scale test at (2048, 512); reduce_zero_label; 4 images
+# per GPU; IoUMetric mIoU), only moved to data_root.
+_base_ = 'mmseg::_base_/datasets/ade20k.py'
 
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
+data_root = '{{$ADE20K_ROOT:data/ade/ADEChallengeData2016/}}'  # ADE20K_ROOT=DIR moves it for any tool
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader

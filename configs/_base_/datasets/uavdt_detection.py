@@ -1,4 +1,7 @@
-# UAVDT detection (docs/uavdt.md): COCO files made by tools/uavdt2coco.py, images read from the release.
+# UAVDT detection (docs/uavdt.md): MMDetection's COCO detection data (mmdet::_base_/datasets/
+# coco_detection.py: CocoDataset, shorter side 800 / longer side at most 1333 with the aspect
+# ratio kept, random flip 0.5, the same resize at test time) on the COCO files made by
+# tools/uavdt2coco.py, images read from the release:
 #
 #   .venv/bin/python tools/uavdt2coco.py --data-root data/uavdt --out data/uavdt/annotations
 #
@@ -11,58 +14,26 @@
 #             trained as objects; the UAVDT configs also keep anchors/proposals inside them out of
 #             the negatives) and pycocotools does not count detections inside them as false
 #             positives.
-# scale       ASSUMED (the paper's UAVDT setting is to be confirmed): MMDetection's 1x single-scale
-#             setting, shorter side 800 / longer side at most 1333 with the aspect ratio kept
-#             (1024x540 frames become 1333x703), random flip 0.5; the same resize at test time.
-dataset_type = 'CocoDataset'
+# scale       ASSUMED (the paper's UAVDT setting is to be confirmed): the base's 1x single-scale
+#             setting (1024x540 frames become 1333x703).
+_base_ = 'mmdet::_base_/datasets/coco_detection.py'
+
 data_root = '{{$UAVDT_ROOT:data/uavdt/}}'  # UAVDT_ROOT=DIR moves it for any tool
-backend_args = None
 metainfo = dict(classes=('car', 'truck', 'bus'))  # category ids 1, 2, 3 of the COCO files
 
-train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
 train_dataloader = dict(
     batch_size=1,  # as the COCO configs: 1 image per GPU, total 8 on 8 GPUs (see auto_scale_lr)
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
-        type=dataset_type,
         metainfo=metainfo,
         data_root=data_root,
         ann_file='annotations/uavdt_train.json',
-        data_prefix=dict(img=''),
-        filter_cfg=dict(filter_empty_gt=True, min_size=32),
-        pipeline=train_pipeline,
-        backend_args=backend_args))
+        data_prefix=dict(img='')))
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
         metainfo=metainfo,
         data_root=data_root,
         ann_file='annotations/uavdt_test.json',
-        data_prefix=dict(img=''),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+        data_prefix=dict(img='')))
 test_dataloader = val_dataloader
 
 # COCO-style AP, AP50, AP75, AP_s/m/l, per-class AP (classwise) and AP at IoU 0.7 (the dataset's
@@ -72,10 +43,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(
     type='UAVDTMetric',
     ann_file=data_root + 'annotations/uavdt_test.json',
-    metric='bbox',
     classwise=True,
     proposal_nums=(1, 10, 100),
-    strict_iou=0.7,
-    format_only=False,
-    backend_args=backend_args)
+    strict_iou=0.7)
 test_evaluator = val_evaluator

@@ -1,70 +1,19 @@
-# Faster R-CNN with the FLSL ViT + multi-scale adapter + FPN (docs/dense.md backbone; docs/uavdt.md detector).
-# Same backbone, adapter, FPN, RPN and box head as ./mask_rcnn_vit_fpn.py without the mask branch;
-# the R-CNN assigner keeps MMDetection's Faster R-CNN setting (match_low_quality=False).
-# num_classes is set by the config that uses it.
-_base_ = ['./vit_adapter_fpn.py']
+# MMDetection's Faster R-CNN (mmdet::_base_/models/faster-rcnn_r50_fpn.py, unchanged: its R-CNN
+# assigner has match_low_quality=False) with the backbone of ./mask_rcnn_vit_fpn.py in place of
+# ResNet-50 (docs/dense.md backbone; docs/uavdt.md detector). num_classes is set by the config
+# that uses it.
+_base_ = 'mmdet::_base_/models/faster-rcnn_r50_fpn.py'
+custom_imports = dict(imports=['benchmarks.dense'], allow_failed_imports=False)
 
 model = dict(
-    type='FasterRCNN',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32),
-    rpn_head=dict(
-        type='RPNHead',
-        in_channels=256,
-        feat_channels=256,
-        anchor_generator=dict(
-            type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64]),
-        bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0],
-            target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
-    roi_head=dict(
-        type='StandardRoIHead',
-        bbox_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
-            out_channels=256,
-            featmap_strides=[4, 8, 16, 32]),
-        bbox_head=dict(
-            type='Shared2FCBBoxHead',
-            in_channels=256,
-            fc_out_channels=1024,
-            roi_feat_size=7,
-            num_classes=80,
-            bbox_coder=dict(
-                type='DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0],
-                target_stds=[0.1, 0.1, 0.2, 0.2]),
-            reg_class_agnostic=False,
-            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-            loss_bbox=dict(type='L1Loss', loss_weight=1.0))),
-    train_cfg=dict(
-        rpn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3,
-                match_low_quality=True, ignore_iof_thr=-1),
-            sampler=dict(
-                type='RandomSampler', num=256, pos_fraction=0.5, neg_pos_ub=-1,
-                add_gt_as_proposals=False),
-            allowed_border=-1,
-            pos_weight=-1,
-            debug=False),
-        rpn_proposal=dict(
-            nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
-        rcnn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5,
-                match_low_quality=False, ignore_iof_thr=-1),
-            sampler=dict(
-                type='RandomSampler', num=512, pos_fraction=0.25, neg_pos_ub=-1,
-                add_gt_as_proposals=True),
-            pos_weight=-1,
-            debug=False)),
-    test_cfg=dict(
-        rpn=dict(
-            nms_pre=1000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
-        rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)))
+    backbone=dict(
+        _delete_=True,
+        type='FLSLViT',
+        arch='vit_small_patch16_224',
+        out_indices=(3, 5, 7, 11),
+        drop_path_rate=0.05,
+        frozen_stages=-1,
+        adapter='multiscale',
+        norm='auto',
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/flsl_vits16.safetensors')),
+    neck=dict(in_channels=[384, 384, 384, 384]))

@@ -3,6 +3,8 @@
 # decay (power 1) to 0 over all 40k iterations, multiplied during the first 1500 by a linear
 # warm-up, as the authors' MMSegmentation 0.x hooks did (MMEngine chains overlapping schedulers multiplicatively).
 # fp32: the authors' segmentation config trains without fp16 (tools/train.py --amp to change it).
+# Written out rather than inherited from mmseg::_base_/schedules/schedule_40k.py: that file's SGD
+# `optimizer` would stay in the merged config beside this AdamW, and its loops are these three lines.
 mixed_precision = None
 optim_wrapper = dict(
     type='OptimWrapper',
