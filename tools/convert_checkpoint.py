@@ -82,12 +82,10 @@ def _trusted_copy(src: Path, folder: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from core.cli import flags
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[flags("out", "which", "patch_size", required=("out",), which="teacher")])
     p.add_argument("src", help="checkpoint to convert (.pth / .pt / .safetensors)")
-    p.add_argument("--out", required=True, help="output .safetensors file")
-    p.add_argument("--which", choices=("teacher", "student"), default="teacher",
-                   help="encoder of a file holding both (default teacher)")
-    p.add_argument("--patch-size", type=int, default=None, help="refuse a different patch size")
     p.add_argument("--trust-pickle", action="store_true",
                    help="fully unpickle SRC (runs code from the file: trusted files only)")
     args = p.parse_args(argv)

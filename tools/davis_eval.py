@@ -14,11 +14,12 @@ from core.errors import cli_main
 
 
 def main(argv=None) -> int:
+    from core.cli import flags
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--data-root", required=True, help="DAVIS 2017 folder (Annotations/, ImageSets/)")
-    p.add_argument("--results", required=True, help="folder with <seq>/<frame>.png predictions")
-    p.add_argument("--split", default="val", help="split name under ImageSets/2017 (default val)")
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
+                                parents=[flags("data_root", "split", required=("data_root",), split="val")])
+    p.add_argument("--results", required=True, help="folder with <seq>/<frame>.png predictions "
+                   "(the scores are written beside them)")
     p.add_argument("--quiet", action="store_true", help="no per-sequence lines")
     args = p.parse_args(argv)
 

@@ -8,7 +8,8 @@ writes ``OUT/<seq>/<frame>.png`` (palette PNGs, the first frame's palette) for e
 the split, printing one progress line per sequence. ``--evaluate`` also scores each sequence
 from the label maps in memory and writes ``global_results-<split>.csv``,
 ``per-sequence_results-<split>.csv`` and ``davis_results.json`` into OUT. Command-line values
-override the config, which overrides the defaults (see benchmarks/davis/config.py).
+override ``--cfg-options KEY=VALUE`` (any key of the protocol settings), which override the
+config, which overrides the defaults (see benchmarks/davis/config.py).
 """
 import argparse
 import sys
@@ -17,24 +18,19 @@ from core.errors import cli_main
 
 
 def parse_args(argv=None):
+    from core.cli import flags, non_negative_int, positive_int
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--checkpoint", help="encoder checkpoint (our export, FLSL/DINO/iBOT release, timm)")
-    p.add_argument("--data-root", required=True, help="DAVIS 2017 folder (JPEGImages/, Annotations/, ImageSets/)")
-    p.add_argument("--out", required=True, help="folder for the predicted PNGs")
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
+                                parents=[flags("checkpoint", "data_root", "out", "split", "patch_size",
+                                               "short_side", "batch_size", "which", "device", "cfg_options",
+                                               required=("data_root", "out"))])
     p.add_argument("--config", help="MMEngine config with the protocol settings (configs/davis/)")
-    p.add_argument("--split", help="split name under ImageSets/2017 (default val)")
     p.add_argument("--arch", help="expected ViT family, e.g. vit_small (default vit_small)")
-    p.add_argument("--patch-size", type=int, help="expected patch size (default 16)")
-    p.add_argument("--n-last-frames", type=int, help="recent frames in the context (default 7)")
-    p.add_argument("--neighborhood", type=int, help="window radius in patches, 0 = none (default 12)")
-    p.add_argument("--topk", type=int, help="affinities kept per patch (default 5)")
+    p.add_argument("--n-last-frames", type=non_negative_int, help="recent frames in the context (default 7)")
+    p.add_argument("--neighborhood", type=non_negative_int, help="window radius in patches, 0 = none (default 12)")
+    p.add_argument("--topk", type=positive_int, help="affinities kept per patch (default 5)")
     p.add_argument("--temperature", type=float, help="affinity temperature (default 0.1)")
-    p.add_argument("--short-side", type=int, help="frame short side in pixels (default 480)")
-    p.add_argument("--batch-size", type=int, help="frames per encoder forward (default 8)")
     p.add_argument("--sequences", nargs="+", help="only these sequences of the split")
-    p.add_argument("--which", choices=("teacher", "student"), help="encoder of a file holding both (default teacher)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--evaluate", action="store_true", help="also score the predictions")
     return p.parse_args(argv)
 
@@ -50,7 +46,7 @@ def main(argv=None) -> int:
     from benchmarks.davis.pipeline import propagate_split
     from benchmarks.davis.propagation import PropagationParams
 
-    s = load_settings(args.config, checkpoint=args.checkpoint, split=args.split, arch=args.arch,
+    s = load_settings(args.config, options=args.cfg_options, checkpoint=args.checkpoint, split=args.split, arch=args.arch,
                       patch_size=args.patch_size, n_last_frames=args.n_last_frames,
                       neighborhood=args.neighborhood, topk=args.topk,
                       temperature=args.temperature, short_side=args.short_side,

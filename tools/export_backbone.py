@@ -17,11 +17,10 @@ from core.files import check_output_path
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from core.cli import flags
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[flags("out", "which", required=("out",), which="teacher")])
     p.add_argument("source", help="work dir (uses latest.pth) or a training checkpoint")
-    p.add_argument("--out", required=True, help="output .safetensors file")
-    p.add_argument("--which", choices=("teacher", "student"), default="teacher",
-                   help="which encoder to export (default teacher)")
     args = p.parse_args(argv)
     from pretrain.checkpoint import CheckpointError, export_encoder, load_pretrained_encoder
 

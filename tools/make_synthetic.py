@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Generate a tiny real-format data set for the dense benchmarks.
 
-    python tools/make_synthetic.py coco OUT [--n-train 24 --n-val 8 --height 128 --width 160 --seed 0]
-    python tools/make_synthetic.py ade  OUT [...]
+    python tools/make_synthetic.py coco --out OUT [--n-train 24 --n-val 8 --height 128 --width 160 --seed 0]
+    python tools/make_synthetic.py ade  --out OUT [...]
 
 coco: COCO-format instance segmentation (OUT/{train,val}/*.jpg, OUT/annotations/instances_*.json,
 3 shape categories). ade: ADE20K layout (OUT/images/{training,validation}, OUT/annotations/...).
@@ -18,18 +18,17 @@ from core.files import check_output_path
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from core.cli import flags, positive_int
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[flags("out", "seed", required=("out",), seed=0)])
     p.add_argument("kind", choices=("coco", "ade"))
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n-train", type=int, default=24)
-    p.add_argument("--n-val", type=int, default=8)
-    p.add_argument("--height", type=int, default=128, help="image height (pixels)")
-    p.add_argument("--width", type=int, default=160, help="image width (pixels)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=positive_int, default=24, help="training images (default 24)")
+    p.add_argument("--n-val", type=positive_int, default=8, help="validation images (default 8)")
+    p.add_argument("--height", type=positive_int, default=128, help="image height, pixels (default 128)")
+    p.add_argument("--width", type=positive_int, default=160, help="image width, pixels (default 160)")
     args = p.parse_args(argv)
-    if min(args.n_train, args.n_val) < 1 or min(args.height, args.width) < 32:
-        raise FLSLError("--n-train/--n-val/--height/--width: need at least 1 image per split and "
-                        "images of at least 32x32 pixels")
+    if min(args.height, args.width) < 32:
+        raise FLSLError("--height/--width: images of at least 32x32 pixels")
     check_output_path(args.out)
     if args.kind == "coco":
         from synthetic.coco import write_coco as write

@@ -18,21 +18,17 @@ from pathlib import Path
 
 from core.errors import cli_main
 
-ROOT = Path(__file__).resolve().parents[1]
-
 DEFAULT_CONFIG = "configs/pretrain/flsl_tiny_synthetic.py"
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from core.cli import flags
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[flags("work_dir", "cfg_options")])
     p.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
-    p.add_argument("--work-dir", help="output folder (default work_dirs/<config name>)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", help="training checkpoint to resume from (default: WORK_DIR/latest.pth if present)")
     g.add_argument("--no-resume", action="store_true", help="start from scratch even if WORK_DIR has a checkpoint")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={}, metavar="KEY=VALUE",
-                   help="override config entries, e.g. data.root=/data/imagenet/train train.epochs=100")
     # tools/launch.sh (shared with dist_train.sh) passes MMEngine's launcher flag; torchrun's
     # environment variables are what the trainer reads, so "pytorch" and "none" behave alike.
     p.add_argument("--launcher", choices=["none", "pytorch"], default="none", help=argparse.SUPPRESS)

@@ -19,11 +19,11 @@ from core.errors import cli_main
 
 
 def parse_args(argv=None):
-    from benchmarks.dense.runner import add_runner_arguments, parse_runner_args
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from benchmarks.dense.runner import parse_runner_args, runner_flags
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[runner_flags()])
     p.add_argument("config", help="config file")
     p.add_argument("checkpoint", help="checkpoint written by tools/train.py")
-    add_runner_arguments(p, "where logs and test_metrics.json go")
     return parse_runner_args(p, argv)
 
 

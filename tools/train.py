@@ -19,13 +19,13 @@ from core.errors import cli_main
 
 
 def parse_args(argv=None):
-    from benchmarks.dense.runner import add_runner_arguments, parse_runner_args
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from benchmarks.dense.runner import parse_runner_args, runner_flags
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[runner_flags()])
     p.add_argument("config", help="config file")
     p.add_argument("--amp", action="store_true", help="fp16 mixed precision (CUDA only)")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from CKPT, or from the work dir's latest checkpoint without CKPT")
-    add_runner_arguments(p, "where logs and checkpoints go (default work_dirs/<config name>)")
     return parse_runner_args(p, argv)
 
 

@@ -20,12 +20,11 @@ from core.files import check_output_path, write_json_atomic
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", required=True, help="UAVDT root (holds UAV-benchmark-M/ and "
-                   "UAV-benchmark-MOTD_v1.0/)")
-    p.add_argument("--out", required=True, help="output folder for uavdt_{train,test}.json")
+    from core.cli import flags, positive_int
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                parents=[flags("data_root", "out", required=("data_root", "out"))])
     p.add_argument("--split-file", default=None, help='JSON {"train": [...], "test": [...]}')
-    p.add_argument("--every", type=int, default=1,
+    p.add_argument("--every", type=positive_int, default=1,
                    help="keep every K-th frame of the training split (default 1: all); the test "
                         "split is always complete")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

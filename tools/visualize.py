@@ -2,12 +2,12 @@
 """k-means cluster maps of an encoder's patch features and mean-shift attention maps of chosen
 patches, saved as PNG files.
 
-    python tools/visualize.py CKPT IMAGE [IMAGE ...] [--out DIR] [--k 8] [--patches ROW,COL ...]
-                              [--size 224] [--scale BETA] [--seed 0]
+    python tools/visualize.py --checkpoint CKPT IMAGE [IMAGE ...] [--out DIR] [--k 8]
+                              [--patches ROW,COL ...] [--short-side 224] [--scale BETA] [--seed 0]
                               [--compare CKPT2 ...] [--labels NAME NAME2 ...]
 
 CKPT: any encoder checkpoint the suite reads (our export or training state, the authors' FLSL
-release, DINO, iBOT, timm). Each image is resized so its short side is --size pixels (both sides
+release, DINO, iBOT, timm). Each image is resized so its short side is --short-side pixels (both sides
 floored to a multiple of the patch size); for each one the tool writes, under --out:
   <name>_clusters.png          k-means (cosine) of the post-LayerNorm patch features, over the image
   <name>_attn_<row>_<col>.png  softmax(beta * z_q . z_j) of the query patch (row, col) over all
@@ -30,17 +30,15 @@ from pathlib import Path
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="encoder checkpoint (any supported format)")
+    from core.cli import flags, positive_int
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[flags("checkpoint", "out", "short_side", "seed", "which",
+                                               required=("checkpoint",), out="work_dirs/figures",
+                                               short_side=224, seed=0, which="teacher")])
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--out", default="work_dirs/figures", help="output folder (default work_dirs/figures)")
-    p.add_argument("--k", type=int, default=8, help="number of k-means clusters (default 8)")
+    p.add_argument("--k", type=positive_int, default=8, help="number of k-means clusters (default 8)")
     p.add_argument("--patches", nargs="+", default=None, metavar="ROW,COL", help="query patches")
-    p.add_argument("--size", type=int, default=224, help="short side of the network input, pixels")
     p.add_argument("--scale", type=float, default=None, help="attention scale beta (default 0.1/sqrt(C))")
-    p.add_argument("--seed", type=int, default=0, help="k-means seed")
-    p.add_argument("--which", choices=("teacher", "student"), default="teacher",
-                   help="encoder of a training checkpoint holding both")
     p.add_argument("--compare", nargs="+", default=[], metavar="CKPT",
                    help="more encoders, drawn as further rows of the summary figure")
     p.add_argument("--labels", nargs="+", default=None, metavar="NAME",
@@ -48,10 +46,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.labels is not None and len(args.labels) != 1 + len(args.compare):
         p.error(f"--labels: {len(args.labels)} names for {1 + len(args.compare)} encoders")
-    if args.k < 1:
-        p.error("--k must be at least 1")
-    if args.size < 16:
-        p.error("--size must be at least 16 pixels")
+    if args.short_side < 16:
+        p.error("--short-side must be at least 16 pixels")
     return args
 
 
@@ -74,7 +70,7 @@ def main(argv=None) -> int:
     p = patch_size(models[0])
     labels = args.labels or [Path(c).stem for c in [args.checkpoint, *args.compare]]
     for path in args.images:
-        image = load_image(path, args.size, p)
+        image = load_image(path, args.short_side, p)
         grid = (image.shape[0] // p, image.shape[1] // p)
         patches = parse_patches(args.patches, grid) if args.patches else None
         figs = render_figures(models, image, args.out, Path(path).stem, k=args.k, patches=patches,

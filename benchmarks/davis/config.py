@@ -1,4 +1,5 @@
-"""Protocol settings of a DAVIS run: built-in defaults < MMEngine config file < command line.
+"""Protocol settings of a DAVIS run: built-in defaults < MMEngine config file < ``--cfg-options``
+< the dedicated command-line flags.
 
 A config (``configs/davis/*.py``) is a pure-Python MMEngine config with any of the keys of
 :data:`DEFAULTS`, e.g.::
@@ -30,8 +31,9 @@ DEFAULTS = dict(
 )
 
 
-def load_settings(config: str | Path | None = None, **overrides) -> dict:
-    """Merge :data:`DEFAULTS`, the config file (if any) and the non-``None`` ``overrides``.
+def load_settings(config: str | Path | None = None, options: dict | None = None, **overrides) -> dict:
+    """Merge :data:`DEFAULTS`, the config file (if any), ``options`` (``--cfg-options``, checked
+    against the known keys) and the non-``None`` ``overrides``.
 
     Unknown keys in the config are refused (a typo would otherwise be silently ignored).
     """
@@ -50,6 +52,13 @@ def load_settings(config: str | Path | None = None, **overrides) -> dict:
             raise DavisError(f"{path}: unknown key(s) {', '.join(unknown)} (known: "
                              f"{', '.join(DEFAULTS)})")
         out.update(cfg)
+    if options:
+        from mmengine.config import Config
+
+        from core.config import apply_options
+        merged = Config(out)
+        apply_options(merged, options)
+        out = merged.to_dict()
     out.update({k: v for k, v in overrides.items() if v is not None})
     for key, default in DEFAULTS.items():  # a value of the wrong kind would surface as a traceback
         value, where = out[key], config or "command line"

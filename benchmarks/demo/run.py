@@ -328,9 +328,9 @@ def figures(work: Path, backbones: dict, roots: dict, budget: Budget, python: st
     from benchmarks.figures.maps import pretraining_figure, read_log, save_figure
     images = sorted((Path(roots["coco"]) / "val").glob("*.jpg"))[:budget.figure_images]
     out = work / "figures"
-    run([python, "tools/visualize.py", rel(backbones["flsl"]), *[rel(i) for i in images], "--out", rel(out),
+    run([python, "tools/visualize.py", "--checkpoint", rel(backbones["flsl"]), *[rel(i) for i in images], "--out", rel(out),
          "--compare", rel(backbones["random"]), "--labels", ARM_LABELS["flsl"], ARM_LABELS["random"],
-         "--size", str(budget.coco["height"]), "--k", "6"], "figures")
+         "--short-side", str(budget.coco["height"]), "--k", "6"], "figures")
     records = {r["iteration"]: r for r in read_log(work / "pretrain" / "log.jsonl")}   # a resumed run repeats some
     curves = save_figure(pretraining_figure([records[i] for i in sorted(records)],
                                             f"FLSL pretraining of the demo ({PRETRAIN_CONFIG}): loss and its "

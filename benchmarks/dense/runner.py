@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import json
@@ -36,16 +37,16 @@ DATA_KEYS = ("train_dataloader", "val_dataloader", "test_dataloader", "val_evalu
              "test_evaluator")
 
 
-def add_runner_arguments(parser, work_dir_help: str) -> None:
-    """The flags ``tools/train.py`` and ``tools/test.py`` share (MMDetection's spelling)."""
-    from mmengine.config import DictAction
-    parser.add_argument("--work-dir", help=work_dir_help)
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="override config keys, e.g. data_root=DIR model.backbone.init_cfg.checkpoint=F")
+def runner_flags() -> argparse.ArgumentParser:
+    """The flags ``tools/train.py`` and ``tools/test.py`` share: the suite's ``--work-dir`` and
+    ``--cfg-options`` (:mod:`core.cli`, MMDetection's spelling too) and the launcher's."""
+    from core.cli import flags
+    parser = argparse.ArgumentParser(add_help=False, parents=[flags("work_dir", "cfg_options")])
     parser.add_argument("--no-data-check", action="store_true",
                         help="skip the up-front checks of the data and backbone checkpoint files")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0)
+    return parser
 
 
 def parse_runner_args(parser, argv=None):

@@ -1,7 +1,7 @@
 """Frozen-encoder dense probes: what the patch features alone carry, with a small spread.
 
     python -m benchmarks.probes.demo_linear --checkpoint CKPT --data-root COCO_ROOT --out OUT
-                                         [--seeds 0 1 2 3 4] [--epochs 20] [--batch 16] [--lr 0.01]
+                                         [--seeds 0 1 2 3 4] [--epochs 20] [--batch-size 16] [--lr 0.01]
 
 A fine-tuned detector measures the encoder *and* a neck and heads trained from scratch; at the
 demo's budget its seed-to-seed spread (several AP points) hides what the encoder brings. These
@@ -289,26 +289,23 @@ def read_results(out_dir: str | Path) -> dict | None:
 
 # ----------------------------------------------------------------------------- command line
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="encoder checkpoint (any format the suite reads)")
-    p.add_argument("--data-root", required=True, help="COCO-format set: annotations/instances_{train,val}.json")
-    p.add_argument("--out", required=True, help="output folder (probe_results.json)")
-    p.add_argument("--which", choices=("teacher", "student"), default="teacher")
+    from core.cli import flags, positive_int
     d = Settings()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[flags("checkpoint", "data_root", "out", "which", "batch_size",
+                                               required=("checkpoint", "data_root", "out"), which="teacher",
+                                               batch_size=d.batch)])
     p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds), help="probe seeds (default 0-4)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch", type=int, default=d.batch, help="images per step")
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
     p.add_argument("--lr", type=float, default=d.lr)
     args = p.parse_args(argv)
-    if args.epochs < 1 or args.batch < 1:
-        p.error("--epochs and --batch must be at least 1")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", message=".*torch.jit.interface.*")
-    settings = Settings(seeds=tuple(args.seeds), epochs=args.epochs, batch=args.batch, lr=args.lr)
+    settings = Settings(seeds=tuple(args.seeds), epochs=args.epochs, batch=args.batch_size, lr=args.lr)
     doc = run_probe(args.checkpoint, args.data_root, settings, which=args.which)
     out = Path(args.out) / RESULTS
     out.parent.mkdir(parents=True, exist_ok=True)

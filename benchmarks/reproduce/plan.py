@@ -102,19 +102,14 @@ def display_path(path: str | os.PathLike, cwd: Path | None = None) -> Path:
         return p
 
 
-def data_roots(specs: list[str] | None, cwd: Path | None = None) -> dict:
-    """Resolve ``--data-root`` values: ``DIR`` (the parent of every data set, laid out as in
-    :data:`DATA_LAYOUT`) and/or ``KEY=PATH`` (one data set). Default parent: ``data``."""
-    parent, explicit = DEFAULT_DATA_ROOT, {}
-    for spec in specs or []:
-        key, sep, value = spec.partition("=")
-        if sep and key in DATA_LAYOUT:
-            explicit[key] = value
-        elif sep:
-            raise ReproduceError(f"--data-root {spec}: unknown data set {key!r} "
-                                 f"(known: {', '.join(DATA_LAYOUT)})")
-        else:
-            parent = spec
+def data_roots(parent: str | os.PathLike | None = None, moved: dict | None = None,
+               cwd: Path | None = None) -> dict:
+    """Folder of every data set: ``parent`` (``--data-root``, default ``data``) laid out as in
+    :data:`DATA_LAYOUT`, except the data sets ``moved`` names (``--cfg-options data.KEY=PATH``)."""
+    parent, explicit = parent or DEFAULT_DATA_ROOT, dict(moved or {})
+    unknown = sorted(set(explicit) - set(DATA_LAYOUT))
+    if unknown:
+        raise ReproduceError(f"data.{unknown[0]}: unknown data set (known: {', '.join(DATA_LAYOUT)})")
     out = {}
     for key, rel in DATA_LAYOUT.items():
         path = explicit.get(key) or str(Path(parent) / rel)
@@ -123,16 +118,13 @@ def data_roots(specs: list[str] | None, cwd: Path | None = None) -> dict:
     return out
 
 
-def checkpoint_overrides(specs: list[str] | None, cwd: Path | None = None) -> dict:
-    """Resolve ``--checkpoint`` values: ``PATH`` (every row made by our FLSL pretraining) or
-    ``ROW=PATH`` (that row, whatever its recipe)."""
-    out = {}
-    for spec in specs or []:
-        key, sep, value = spec.partition("=")
-        if sep and key and not Path(spec).exists():
-            out[key] = str(display_path(value, cwd))
-        else:
-            out["*"] = str(display_path(spec, cwd))
+def checkpoint_overrides(every: str | os.PathLike | None = None, rows: dict | None = None,
+                         cwd: Path | None = None) -> dict:
+    """Backbone files replacing pretraining: ``every`` (``--checkpoint``: each row our FLSL
+    pretraining makes) and ``rows`` (``--cfg-options checkpoint.ROW=PATH``: that row, whatever
+    its recipe). Keys: row ids, ``"*"`` for ``every``."""
+    out = {"*": str(display_path(every, cwd))} if every else {}
+    out.update({row: str(display_path(path, cwd)) for row, path in (rows or {}).items()})
     return out
 
 

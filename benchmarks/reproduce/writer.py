@@ -10,6 +10,8 @@ import csv
 import io
 from pathlib import Path
 
+from core.files import write_text_atomic
+
 from .references import MISSING
 
 DASH = "-"
@@ -95,11 +97,10 @@ def write_table(table, results: dict, out_dir: str | Path, sources: dict | None 
     """Write ``OUT/<table>.md`` and ``OUT/<table>.csv``; returns both paths."""
     ref = getattr(table, "ref", table)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows = compare(table, results)
     md, cs = out_dir / f"{ref.name}.md", out_dir / f"{ref.name}.csv"
-    md.write_text(to_markdown(table, rows, sources, note))
-    cs.write_text(to_csv(table, rows))
+    write_text_atomic(to_markdown(table, rows, sources, note), md)
+    write_text_atomic(to_csv(table, rows), cs)
     return md, cs
 
 

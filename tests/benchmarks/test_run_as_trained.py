@@ -175,9 +175,9 @@ def test_authors_release_through_davis_propagate_and_visualize(authors, tmp_path
     figures = {}
     for name, ckpt in (("release", authors.path), ("export", converted)):
         out = tmp_path / f"fig_{name}"
-        proc = _tool(repo_root, "tools/visualize.py", ckpt, image, "--out", out, "--size", "64", "--k", "3")
+        proc = _tool(repo_root, "tools/visualize.py", "--checkpoint", ckpt, image, "--out", out, "--short-side", "64", "--k", "3")
         assert proc.returncode == 0, proc.stderr
         figures[name] = (out / "frame_clusters.png").read_bytes()
-    assert "format flsl-authors" in _tool(repo_root, "tools/visualize.py", authors.path, image, "--out",
-                                          tmp_path / "again", "--size", "64", "--k", "3").stdout
+    assert "format flsl-authors" in _tool(repo_root, "tools/visualize.py", "--checkpoint", authors.path, image, "--out",
+                                          tmp_path / "again", "--short-side", "64", "--k", "3").stdout
     assert figures["release"] == figures["export"]

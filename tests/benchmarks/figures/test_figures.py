@@ -102,8 +102,8 @@ def test_visualize_writes_pngs_of_the_expected_size(tmp_path):
     img = tmp_path / "scene.png"
     Image.fromarray(rng.integers(0, 255, size=(100, 150, 3), dtype=np.uint8)).save(img)
     out = tmp_path / "figs"
-    proc = subprocess.run([sys.executable, str(ROOT / "tools/visualize.py"), str(ckpt), str(img), "--out", str(out),
-                           "--size", "64", "--k", "4", "--patches", "1,1", "0.5,0.99"],
+    proc = subprocess.run([sys.executable, str(ROOT / "tools/visualize.py"), "--checkpoint", str(ckpt), str(img), "--out", str(out),
+                           "--short-side", "64", "--k", "4", "--patches", "1,1", "0.5,0.99"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     # short side 100 -> 64 px; long side 150 * 0.64 = 96, a multiple of 16: 64 x 96 input, 4 x 6 patches
@@ -150,17 +150,17 @@ def test_visualize_reads_a_dino_style_checkpoint_and_rejects_bad_input(tmp_path)
     img = tmp_path / "a.jpg"
     Image.fromarray(np.full((48, 48, 3), 128, np.uint8)).save(img)
     tool = [sys.executable, str(ROOT / "tools/visualize.py")]
-    proc = subprocess.run([*tool, str(ckpt), str(img), "--out", str(tmp_path / "o"), "--size", "32", "--k", "2"],
+    proc = subprocess.run([*tool, "--checkpoint", str(ckpt), str(img), "--out", str(tmp_path / "o"), "--short-side", "32", "--k", "2"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "format dino" in proc.stdout
     with Image.open(tmp_path / "o" / "a_summary.png") as im:
         assert _close(im.size, _summary_size(1, 2 + 3, 1.0))   # 2x2 patches: 3 distinct default query patches
-    proc = subprocess.run([*tool, str(ckpt), str(img), "--out", str(tmp_path / "o"), "--size", "32",
+    proc = subprocess.run([*tool, "--checkpoint", str(ckpt), str(img), "--out", str(tmp_path / "o"), "--short-side", "32",
                            "--patches", "5,5"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "5,5" in proc.stderr
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
-    proc = subprocess.run([*tool, str(ckpt), str(tmp_path / "broken.jpg"), "--size", "32",
+    proc = subprocess.run([*tool, "--checkpoint", str(ckpt), str(tmp_path / "broken.jpg"), "--short-side", "32",
                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "broken.jpg" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -228,8 +228,8 @@ def test_visualize_compares_encoders_in_one_figure(tmp_path):
     img = tmp_path / "scene.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, size=(64, 96, 3), dtype=np.uint8)).save(img)
     out = tmp_path / "figs"
-    proc = subprocess.run([sys.executable, str(ROOT / "tools/visualize.py"), str(ckpt), str(img), "--out", str(out),
-                           "--size", "64", "--k", "4", "--patches", "1,1", "--compare", str(other),
+    proc = subprocess.run([sys.executable, str(ROOT / "tools/visualize.py"), "--checkpoint", str(ckpt), str(img), "--out", str(out),
+                           "--short-side", "64", "--k", "4", "--patches", "1,1", "--compare", str(other),
                            "--labels", "FLSL-pretrained", "random init"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     for label in ("flsl_pretrained", "random_init"):
@@ -238,7 +238,7 @@ def test_visualize_compares_encoders_in_one_figure(tmp_path):
                 assert im.size == (96, 64)
     with Image.open(out / "scene_summary.png") as im:
         assert _close(im.size, _summary_size(2, 3, 64 / 96))
-    proc = subprocess.run([sys.executable, str(ROOT / "tools/visualize.py"), str(ckpt), str(img), "--out", str(out),
+    proc = subprocess.run([sys.executable, str(ROOT / "tools/visualize.py"), "--checkpoint", str(ckpt), str(img), "--out", str(out),
                            "--compare", str(other), "--labels", "only-one"], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2 and "--labels" in proc.stderr

@@ -167,7 +167,7 @@ def test_dry_run_with_checkpoint_skips_pretraining_and_marks_finished_steps(tmp_
     work = tmp_path / "w"
     ckpt = _tiny_export(tmp_path, patch=16)
     proc = reproduce("uavdt", "--dry-run", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt,
-                     "--data-root", tmp_path / "d", "--data-root", f"uavdt={tmp_path / 'u'}")
+                     "--data-root", tmp_path / "d", "--cfg-options", f"data.uavdt={tmp_path / 'u'}")
     assert proc.returncode == 0, proc.stderr
     cmds = _commands(proc.stdout)
     assert not any(c[0] == "tools/pretrain.sh" for c in cmds)
@@ -206,7 +206,7 @@ def test_dry_run_with_checkpoint_skips_pretraining_and_marks_finished_steps(tmp_
 def _plan_step(work: Path, ckpt: Path, label_start: str):
     from benchmarks.reproduce.plan import Options, checkpoint_overrides, data_roots, display_path, plan
     opts = Options(work_root=display_path(work), gpus=1, data_roots=data_roots(None),
-                   checkpoints=checkpoint_overrides([str(ckpt)]))
+                   checkpoints=checkpoint_overrides(str(ckpt)))
     return next(s for s in plan(table("uavdt"), opts) if s.label.startswith(label_start))
 
 
@@ -229,7 +229,7 @@ def test_checkpoint_of_the_wrong_patch_size_is_refused(tmp_path):
     assert proc.returncode == 0, proc.stderr
     p8 = _tiny_export(tmp_path, patch=8)
     proc = reproduce("davis", "--dry-run", "--work-root", tmp_path, "--checkpoint", p16,
-                     "--checkpoint", f"flsl_vits8={p8}")
+                     "--cfg-options", f"checkpoint.flsl_vits8={p8}")
     assert proc.returncode == 0, proc.stderr
     assert f"--checkpoint {p8}" in proc.stdout and f"--checkpoint {p16}" in proc.stdout
 
@@ -363,8 +363,10 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     assert proc.returncode == 2 and "coco/bbox_mAP" in proc.stderr
     proc = reproduce("coco", "--dry-run", "--rows", "no_such_row")
     assert proc.returncode == 2 and "no_such_row" in proc.stderr
-    proc = reproduce("coco", "--dry-run", "--data-root", "imagenett=/x")
-    assert proc.returncode == 2 and "imagenett" in proc.stderr
+    proc = reproduce("coco", "--dry-run", "--cfg-options", "data.imagenett=/x")
+    assert proc.returncode == 2 and "data.imagenett" in proc.stderr and "did you mean data.imagenet?" in proc.stderr
+    proc = reproduce("coco", "--dry-run", "--cfg-options", "checkpoint.flsl_vits16x=/x")
+    assert proc.returncode == 2 and "did you mean checkpoint.flsl_vits16?" in proc.stderr
     proc = reproduce("tabel9")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
