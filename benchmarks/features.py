@@ -55,4 +55,64 @@ def patch_features(model: torch.nn.Module, image: np.ndarray, mean=IMAGENET_MEAN
     return tokens[0].reshape(h, w, -1).float()
 
 
-__all__ = ["ImageReadError", "load_image", "to_tensor", "patch_features"]
+def centre_pad(images: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad ``[B, 3, H, W]`` (already normalised) so both sides are multiples of ``multiple``,
+    ``floor(pad / 2)`` before and the rest after (DINOv2's ``CenterPadding``)."""
+    h, w = images.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return images
+    return torch.nn.functional.pad(images, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+
+
+@torch.no_grad()
+def layer_features(model: torch.nn.Module, images: torch.Tensor, indices, norm: bool = True,
+                   class_token: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Token maps of the blocks ``indices`` (0-based) for normalised images ``[B, 3, H, W]``,
+    centre-padded to whole patches: ``(patch [B, L, C, h, w], cls [B, L, C] or None)``.
+
+    ``norm`` passes every selected block output through the encoder's final LayerNorm (DINOv2's
+    ``get_intermediate_layers(norm=True)``); ``class_token`` also returns the class token of each
+    selected block (an error for an encoder without one). Register tokens are dropped.
+    """
+    from pretrain.encoder import patch_size
+    x = centre_pad(images, patch_size(model))
+    h, w = x.shape[-2] // patch_size(model), x.shape[-1] // patch_size(model)
+    if class_token and getattr(model, "cls_token", None) is None:
+        raise FLSLError("the encoder has no class token, which this protocol reads")
+    t = model.patch_embed(x)
+    t = model._pos_embed(t)
+    t = model.patch_drop(t)
+    t = model.norm_pre(t)
+    wanted = sorted(set(int(i) for i in indices))
+    prefix = model.num_prefix_tokens
+    outs = {}
+    for i, blk in enumerate(model.blocks):
+        t = blk(t)
+        if i in wanted:
+            outs[i] = model.norm(t) if norm else t
+        if i >= wanted[-1]:
+            break
+    chosen = [outs[int(i)] for i in indices]
+    patch = torch.stack([o[:, prefix:] for o in chosen], 1)              # [B, L, h*w, C]
+    patch = patch.transpose(2, 3).reshape(*patch.shape[:2], patch.shape[-1], h, w)
+    cls = torch.stack([o[:, 0] for o in chosen], 1) if class_token else None
+    return patch, cls
+
+
+def input_statistics(loaded) -> tuple[tuple, tuple]:
+    """The encoder's input ``(mean, std)`` (RGB, values in [0, 1]): the checkpoint family's own
+    when the loader records one, ImageNet's otherwise."""
+    for name in ("normalisation", "normalization", "input_norm"):
+        value = getattr(loaded, name, None)
+        if value is not None:
+            mean, std = (value["mean"], value["std"]) if isinstance(value, dict) else value
+            return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    mean, std = getattr(loaded, "mean", None), getattr(loaded, "std", None)
+    if mean is not None and std is not None:
+        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+__all__ = ["ImageReadError", "load_image", "to_tensor", "patch_features", "centre_pad", "layer_features",
+           "input_statistics"]
