@@ -1,7 +1,8 @@
 """The results store: every benchmark run of the suite, one record each, in one SQLite file.
 
 Where it lives: ``$FLSL_RESULTS`` when set, else ``work_dirs/results.db`` under the repository;
-every tool that writes or reads results takes ``--store PATH`` instead (:func:`store_path`).
+every tool that writes or reads results takes ``--store PATH`` instead (:func:`store_path`;
+the flag itself is ``core.cli.flags("store")``).
 
 One record (a row of ``runs``) per run, with its metrics (rows of ``metrics``, one per metric and
 seed, in percent as the tables print them)::
@@ -27,7 +28,6 @@ damaged or foreign file is a :class:`StoreError` naming it, never silently recre
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -40,6 +40,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from .digests import cached_sha256
 from .errors import FLSLError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,12 +115,6 @@ def store_path(option: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env)
     return ROOT / DEFAULT_RELATIVE
-
-
-def add_store_argument(parser) -> None:
-    """``--store PATH`` with the help every tool shows."""
-    parser.add_argument("--store", default=None, metavar="PATH",
-                        help=f"results store (default: ${ENV_VAR}, else {DEFAULT_RELATIVE} under the repository)")
 
 
 # ----------------------------------------------------------------------------- the store
@@ -350,27 +345,6 @@ def _metric_rows(metrics: Mapping, default_seed) -> Iterable[tuple[str, int, flo
                 yield str(metric), s, v
 
 
-def file_digest(path: str | os.PathLike) -> str | None:
-    """SHA-256 of a file (None when it is not a file); a ``<file>.sha256`` beside it (the
-    project's checkpoints carry one) is used when it is not older than the file."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    side = Path(f"{path}.sha256")
-    try:
-        if side.is_file() and side.stat().st_mtime_ns >= path.stat().st_mtime_ns:
-            words = side.read_text().split()
-            if len(words) >= 1 and len(words[0]) == 64 and (len(words) <= 2):
-                return words[0].lower()
-    except OSError:
-        pass
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def project_commit() -> str | None:
     """The repository's commit (``+dirty`` when tracked files differ from it), or None."""
     try:
@@ -440,9 +414,9 @@ def record_run(benchmark: str, metrics: Mapping, *, kind: str, checkpoint: str |
     """
     ckpt = str(checkpoint)
     if checkpoint_digest is None and Path(ckpt).is_file():
-        checkpoint_digest = file_digest(ckpt)
+        checkpoint_digest = cached_sha256(ckpt)
     if inputs is not None and not isinstance(inputs, Mapping):
-        inputs = {str(p): file_digest(p) for p in inputs}
+        inputs = {str(p): cached_sha256(p) for p in inputs}
     argv = [str(a) for a in (sys.argv if argv is None else argv)]
     record = dict(
         kind=kind, benchmark=benchmark, dataset=str(dataset or ""), protocol=protocol,
@@ -478,6 +452,6 @@ def spread(values: Iterable[float]) -> tuple[float, float | None, int]:
     return mean, math.sqrt(var), n
 
 
-__all__ = ["StoreError", "Store", "open_store", "store_path", "add_store_argument", "record_run", "file_digest",
+__all__ = ["StoreError", "Store", "open_store", "store_path", "record_run",
            "project_commit", "machine", "gpu", "process_started", "spread", "ENV_VAR", "DEFAULT_RELATIVE",
            "KINDS", "RUN_FIELDS", "SCHEMA", "SCHEMA_VERSION"]
