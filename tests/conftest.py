@@ -7,6 +7,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# tools record their runs in the results store: tests (and the tools they start) use their own
+if "FLSL_RESULTS" not in os.environ:
+    import tempfile
+    os.environ["FLSL_RESULTS"] = str(Path(tempfile.mkdtemp(prefix="flsl-test-results-")) / "results.db")
 
 
 @pytest.fixture(scope="session")
