@@ -7,7 +7,8 @@ MMDetection's CocoMetric) or mIoU (MMSegmentation's IoUMetric), from the config'
 CHECKPOINT is a file written by tools/train.py (MMEngine). It is read with
 torch.load(weights_only=True) plus an allow-list of the classes MMEngine stores
 (benchmarks/dense/mm_checkpoint.py); files needing anything else are refused. The metrics are printed
-and written to WORK_DIR/test_metrics.json. Multi-GPU: tools/dist_test.sh CONFIG CHECKPOINT GPUS.
+and written to WORK_DIR/test_metrics.json, then recorded in the results store (--store PATH, else
+$FLSL_RESULTS, else work_dirs/results.db; docs/leaderboard.md). Multi-GPU: tools/dist_test.sh CONFIG CHECKPOINT GPUS.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from core.errors import cli_main
 
 def parse_args(argv=None):
     from benchmarks.dense.runner import parse_runner_args, runner_flags
+    from core.cli import flags
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                parents=[runner_flags()])
+                                parents=[runner_flags(), flags("store")])
     p.add_argument("config", help="config file")
     p.add_argument("checkpoint", help="checkpoint written by tools/train.py")
     return parse_runner_args(p, argv)
@@ -43,6 +45,9 @@ def main(argv=None) -> int:
         for line in summarize(metrics):
             print(line)
         write_metrics(metrics, Path(cfg.work_dir) / "test_metrics.json")
+        from benchmarks.leaderboard.records import record_dense_test   # after the file: never loses it
+        record_dense_test(metrics, config_path=args.config, cfg=cfg, checkpoint=args.checkpoint,
+                          metrics_path=Path(cfg.work_dir) / "test_metrics.json", store=args.store)
     return 0
 
 

@@ -163,16 +163,30 @@ def record_backbone_structure(cfg) -> None:
             cfg.model.backbone[key] = resolved[key]
 
 
-def _structure_of_trained(checkpoint: str) -> dict | None:
-    """FLSLViT structure recorded in a trained checkpoint's saved config (``meta.cfg``)."""
+def trained_meta(checkpoint: str) -> dict | None:
+    """What a checkpoint written by our runner says about its training: ``config`` (the saved
+    config), ``seed`` and ``encoder`` (the backbone's pretraining file, ``init_cfg.checkpoint``);
+    None when the file holds no saved config."""
     from mmengine.config import Config
     allow_mmengine_checkpoints()
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-        text = ckpt.get("meta", {}).get("cfg") if isinstance(ckpt, dict) else None
-        backbone = Config.fromstring(text, ".py").model.get("backbone") if text else None
+        meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
+        text = meta.get("cfg")
+        cfg = Config.fromstring(text, ".py") if text else None
     except Exception:  # noqa: BLE001 - an unreadable file is reported by the strict load later
         return None
+    if cfg is None:
+        return None
+    init = ((cfg.get("model") or {}).get("backbone") or {}).get("init_cfg") or {}
+    return {"config": cfg, "seed": meta.get("seed"),
+            "encoder": init.get("checkpoint") if isinstance(init, dict) else None}
+
+
+def _structure_of_trained(checkpoint: str) -> dict | None:
+    """FLSLViT structure recorded in a trained checkpoint's saved config (``meta.cfg``)."""
+    meta = trained_meta(checkpoint)
+    backbone = (meta["config"].get("model") or {}).get("backbone") if meta else None
     if not backbone or backbone.get("class_token") is None:
         return None
     return {k: backbone.get(k) for k in ("class_token", "positions", "encoder_kwargs")}
@@ -344,4 +358,4 @@ USER_ERRORS = (ConfigError, AnnotationError)
 
 __all__ = ["ConfigError", "reroot", "load_config", "init_framework", "prepare_train", "prepare_test",
            "select_precision", "record_backbone_structure", "PRECISIONS",
-           "build_runner", "summarize", "write_metrics", "USER_ERRORS", "check_resumable", "load_for_test"]
+           "build_runner", "summarize", "write_metrics", "trained_meta", "USER_ERRORS", "check_resumable", "load_for_test"]

@@ -37,6 +37,23 @@ class ResultFileError(FLSLError):
     """A result file that cannot be imported; the message names it."""
 
 
+def _never_fails(fn):
+    """A benchmark tool records its run after writing its own result files: whatever goes wrong
+    in recording (a metric file of an unknown kind, an unreadable checkpoint, a damaged store) is
+    a warning, never a failed run."""
+    import functools
+    import sys
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - see above
+            print(f"warning: the run was not recorded in the results store: {err}", file=sys.stderr)
+            return None
+    return wrapper
+
+
 def _relative(path) -> str:
     """``path`` relative to the current folder when inside it (stored names stay short)."""
     p = Path(path)
@@ -100,6 +117,7 @@ def dense_metrics(raw: dict, where: str) -> tuple[str, dict]:
     return bench, to_table_keys(bench, raw, where)
 
 
+@_never_fails
 def record_dense_test(raw: dict, *, config_path, cfg, checkpoint, metrics_path, store=None, argv=None) -> int | None:
     """Record a finished tools/test.py run: ``raw`` its metrics, ``cfg`` the merged config it ran
     (its digest is stored), ``checkpoint`` the trained detector / segmentor file. The encoder is the
@@ -124,10 +142,23 @@ def record_dense_test(raw: dict, *, config_path, cfg, checkpoint, metrics_path, 
 
 # ----------------------------------------------------------------------------- DAVIS
 def davis_metrics(global_scores: dict, where: str) -> dict:
-    from benchmarks.reproduce.collect import to_table_keys
-    return to_table_keys("davis", global_scores, where)
+    """The DAVIS global scores (fractions) in percent under the table keys. Unlike COCO's -1 for
+    "no ground truth", a negative decay is a real value (the score rose over the video): kept."""
+    import math
+    from benchmarks.reproduce.collect import KEYMAPS
+    out = {}
+    for key, (raw_key, factor) in KEYMAPS["davis"].items():
+        if raw_key in global_scores:
+            try:
+                value = float(global_scores[raw_key])
+            except (TypeError, ValueError):
+                raise ResultFileError(f"{where}: {raw_key}: not a number: {global_scores[raw_key]!r}") from None
+            if math.isfinite(value):
+                out[key] = value * factor
+    return out
 
 
+@_never_fails
 def record_davis(global_scores: dict, *, checkpoint, data_root, split: str, settings: dict, result_file,
                  config_path=None, store=None, argv=None) -> int | None:
     """Record a DAVIS evaluation (``global_scores``: the 7 official numbers, fractions)."""
@@ -159,6 +190,7 @@ def probe_records(doc: dict) -> list[tuple[str, dict]]:
     return out
 
 
+@_never_fails
 def record_demo_probes(doc: dict, *, data_root, result_file, store=None, argv=None) -> list:
     ckpt = doc.get("checkpoint") or "unknown"
     desc = describe_checkpoint(ckpt)
@@ -212,7 +244,8 @@ def import_file(path, store=None, checkpoint: str | None = None) -> list[int]:
         bench, metrics = dense_metrics(raw, str(path))
         return [_imported(path, bench, metrics, "dense", checkpoint or run_dir.name, store,
                           dataset=bench, family=None, architecture=None)]
-    if name == "davis_results.json" or (name.startswith("global_results-") and name.endswith(".csv")):
+    if name in ("davis_results.json", "davis_results-subset.json") or (name.startswith("global_results-")
+                                                                       and name.endswith(".csv")):
         if name.endswith(".json"):
             doc = _read_json(path)
             scores = doc.get("global") if isinstance(doc, dict) else None
@@ -222,8 +255,10 @@ def import_file(path, store=None, checkpoint: str | None = None) -> list[int]:
             scores = rows[0] if len(rows) == 1 else None
         if not isinstance(scores, dict) or "J&F-Mean" not in scores:
             raise ResultFileError(f"{path}: expected the DAVIS global scores (J&F-Mean, ...)")
+        subset = "-subset" in name     # fewer sequences than the split: never mixed with whole splits
         return [_imported(path, "davis", davis_metrics(scores, str(path)), "davis", checkpoint or path.parent.name,
-                          store, dataset="davis", protocol="label propagation")]
+                          store, dataset="davis (subset of the split)" if subset else "davis",
+                          protocol="label propagation")]
     if name == "probe_results.json":
         doc = _read_json(path)
         if not isinstance(doc, dict) or "linear" not in doc:
