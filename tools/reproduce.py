@@ -66,16 +66,15 @@ def split_options(options: dict, rows) -> tuple[dict, dict]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from benchmarks.reproduce.collect import collect, find_results
-    from benchmarks.reproduce.execute import run_steps
-    from benchmarks.reproduce.plan import (REPO, Options, checkpoint_overrides, data_roots, display_path, plan,
-                                           row_dir)
+    from benchmarks.reproduce.plan import Options, checkpoint_overrides, data_roots, plan, row_dir
+    from core.steps import REPO, repo_relative, run_steps
     from benchmarks.reproduce.references import load_references
     from benchmarks.reproduce.registry import table as get_table
     from benchmarks.reproduce.writer import leaderboard, write_table
     from core.files import write_text_atomic
 
-    work_root = display_path(args.work_root)
-    root = REPO / work_root      # display_path is repository-relative or absolute: both join
+    work_root = repo_relative(args.work_root)
+    root = REPO / work_root      # repository-relative or absolute: both join
     try:
         if args.table == "list":
             for name in TABLES:

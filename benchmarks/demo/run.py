@@ -28,7 +28,10 @@ the summary calls a difference a gain or a loss only outside that interval. The 
 from :mod:`benchmarks.reproduce.plan` (the same builders as tools/reproduce.py). Every tool runs
 single-threaded with fixed seeds, so the same command on the same machine prints the same table.
 
-A finished step is skipped when the demo is run again (``--fresh`` starts over). ``--quick`` is
+Every stage is a list of :class:`core.steps.Step` run by :func:`core.steps.run_steps`, the runner of
+the paper's tables: a finished step is skipped when the demo is run again, and redone when its
+command, config or an input file (a backbone, an annotation file, a split list) changed since it
+ran (``--fresh`` starts over). ``--quick`` is
 a test-sized budget (a few minutes on 2 CPU cores); the default budget measured 7 minutes on a
 quiet 2-core machine and 17 while other jobs shared its cores (docs/reproduce.md).
 """
@@ -39,18 +42,16 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchmarks.reproduce.plan import davis_argv, dense_test_argv, dense_train_argv, epoch_options
 from core.errors import FLSLError, cli_main
 from core.files import write_json_atomic, write_text_atomic
+from core.steps import Step, repo_relative, run_steps
 
 from . import claims
-from benchmarks.reproduce.plan import davis_argv, dense_test_argv, dense_train_argv, epoch_options
 
 ROOT = Path(__file__).resolve().parents[2]
 ARMS = ("flsl", "random")
@@ -165,177 +166,175 @@ class Progress:
         self._stage = None
 
 
-#: environment of every tool the demo runs (set by :func:`main`: ``--threads``)
-TOOL_ENV: dict = {}
-
-_PRINT_LOCK = threading.Lock()
+def _log(line: str) -> None:
+    print(line, flush=True)
 
 
-def run(argv: list, stage: str, log=print, prefix: str | None = None) -> None:
-    """Run a suite tool from the repository root. Its output streams through, each line led by
-    ``[prefix]`` when given (for tools that run side by side)."""
-    argv = [str(a) for a in argv]
-    lead = f"[{prefix}] " if prefix else ""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **TOOL_ENV}
-    with _PRINT_LOCK:
-        log(lead + "$ " + " ".join(argv), flush=True)
-    if prefix is None:
-        returncode = subprocess.run(argv, cwd=ROOT, env=env).returncode
-    else:
-        with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, errors="replace", bufsize=1) as proc:
-            for line in proc.stdout:
-                with _PRINT_LOCK:
-                    log(lead + line.rstrip("\n"), flush=True)
-            returncode = proc.wait()
-    if returncode != 0:
-        raise DemoError(f"stage {stage}: command failed with exit status {returncode}: {' '.join(argv)}")
-
-
-def for_each_arm(fn, jobs: int) -> dict:
-    """``{arm: fn(arm, prefix)}``; with ``jobs`` > 1 the arms run side by side (each tool on its
-    own ``--threads`` torch threads), their output lines led by the arm's name. The first failure
-    is raised after every arm has finished."""
-    if jobs <= 1:
-        return {arm: fn(arm, None) for arm in ARMS}
-    with ThreadPoolExecutor(max_workers=min(jobs, len(ARMS))) as pool:
-        futures = {arm: pool.submit(fn, arm, arm) for arm in ARMS}
-        return {arm: f.result() for arm, f in futures.items()}
-
-
-def rel(path: Path) -> str:
-    """``path`` relative to the repository root when inside it (commands run from there)."""
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(Path(path).resolve())
-
-
-# ----------------------------------------------------------------------------- commands
+# ----------------------------------------------------------------------------- steps
 def coco_run_dir(work: Path, arm: str, seed: int) -> Path:
     return work / "runs" / arm / "coco" / f"seed{seed}"
 
 
-def commands(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
-             seed: int) -> dict:
-    """The tool command lines of one arm (fine-tuning and its evaluation for ``seed``, the probe,
-    DAVIS), built by :mod:`benchmarks.reproduce.plan`'s builders."""
-    run_dir = coco_run_dir(work, arm, seed)
-    coco_root = rel(roots["coco"]) + "/"
-    ckpt = run_dir / f"epoch_{budget.mask_rcnn_epochs}.pth"
-    return {
-        "train": dense_train_argv(MASK_RCNN_CONFIG, 1, rel(run_dir), rel(backbone), coco_root, amp=False,
-                                  options=(*epoch_options(MASK_RCNN_CONFIG, budget.mask_rcnn_epochs),
-                                           f"randomness.seed={seed}")),
-        "test": dense_test_argv(MASK_RCNN_CONFIG, rel(ckpt), 1, rel(run_dir / "test"), coco_root),
-        "davis": davis_argv(python, DAVIS_CONFIG, rel(backbone), rel(roots["davis"]),
-                            rel(work / "runs" / arm / "davis"),
-                            options=("--short-side", str(budget.davis_short_side))),
-        "probe": [python, "-m", "benchmarks.probes.demo_linear", "--checkpoint", rel(backbone),
-                  "--data-root", rel(roots["coco"]), "--out", rel(work / "runs" / arm / "probe"),
-                  "--seeds", *map(str, budget.probe_seeds), "--epochs", str(budget.probe_epochs)],
-    }
+class Demo:
+    """The demo's work as :class:`core.steps.Step` lists, one list per stage; a step is redone
+    when its command, config or one of its input files (backbones, annotations, split lists)
+    changed since its result was made (its provenance record)."""
 
+    def __init__(self, work: Path, budget: Budget, python: str, threads: int):
+        self.work, self.budget, self.python = work, budget, python
+        self.env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        data = work / "data"
+        self.roots = {"pretrain": data / "pretrain", "coco": data / "coco", "davis": data / "davis"}
+        self.backbones = {"flsl": work / "backbones" / "flsl.safetensors",
+                          "random": work / "backbones" / "random.safetensors"}
 
-# ----------------------------------------------------------------------------- stages
-def make_data(work: Path, budget: Budget) -> dict:
-    """Generate the COCO-format set and the DAVIS videos (the pretraining images are written by
-    the pretraining tool from the config's ``data.generate``). Returns the data roots."""
-    from synthetic.coco import write_coco
-    from synthetic.davis import write_davis
-    data = work / "data"
-    coco = write_coco(data / "coco", **budget.coco)
-    davis_root = data / "davis"
-    stamp = davis_root / ".complete"
-    want = json.dumps(budget.davis, sort_keys=True, default=list)
-    if not (stamp.is_file() and stamp.read_text() == want):
-        if davis_root.exists():
-            shutil.rmtree(davis_root)
-        write_davis(davis_root, **budget.davis)
-        stamp.write_text(want)
-    return {"pretrain": data / "pretrain", "coco": coco, "davis": davis_root}
+    def _step(self, kind: str, label: str, argv: list, output: Path, **kw) -> Step:
+        return Step(kind, label, [str(a) for a in argv], repo_relative(output), env=self.env, **kw)
 
+    def _inputs(self, *paths: Path) -> tuple:
+        return tuple(str(repo_relative(p)) for p in paths)
 
-def pretrain(work: Path, roots: dict, budget: Budget) -> Path:
-    out = work / "pretrain" / "backbone.safetensors"
-    if out.is_file():
-        print(f"pretraining already done: {rel(out)}")
+    # ---------------------------------------------------------------- 1. data
+    def make_data(self) -> None:
+        """Generate the COCO-format set and the DAVIS videos (the pretraining images are written
+        by the pretraining tool from the config's ``data.generate``)."""
+        from synthetic.coco import write_coco
+        from synthetic.davis import write_davis
+        write_coco(self.roots["coco"], **self.budget.coco)
+        davis_root = self.roots["davis"]
+        stamp = davis_root / ".complete"
+        want = json.dumps(self.budget.davis, sort_keys=True, default=list)
+        if not (stamp.is_file() and stamp.read_text() == want):
+            if davis_root.exists():
+                shutil.rmtree(davis_root)
+            write_davis(davis_root, **self.budget.davis)
+            stamp.write_text(want)
+
+    def _coco_annotations(self) -> tuple:
+        return self._inputs(*(self.roots["coco"] / "annotations" / f"instances_{s}.json" for s in ("train", "val")))
+
+    # ---------------------------------------------------------------- 2.-3. pretraining, export
+    def pretrain_steps(self) -> list[Step]:
+        out = self.work / "pretrain"
+        argv = ["bash", "tools/pretrain.sh", PRETRAIN_CONFIG, "--work-dir", repo_relative(out),
+                "--cfg-options", f"data.root={repo_relative(self.roots['pretrain'])}", *self.budget.pretrain_options]
+        return [self._step("pretrain", f"FLSL pretraining ({PRETRAIN_CONFIG})", argv, out / "backbone.safetensors",
+                           config=PRETRAIN_CONFIG, work_dir=repo_relative(out))]
+
+    def export_steps(self) -> list[Step]:
+        """The pretrained teacher, and the same encoder at its initialisation."""
+        pretrained = self.work / "pretrain" / "backbone.safetensors"
+        flsl, random = self.backbones["flsl"], self.backbones["random"]
+        export = self._step("export", "export of the pretrained teacher",
+                            [self.python, "tools/export_backbone.py", repo_relative(self.work / "pretrain"),
+                             "--out", repo_relative(flsl)], flsl, inputs=self._inputs(pretrained))
+        init = self._step("export", "the encoder at its initialisation (the pretraining's starting point)",
+                          ["<in-process>", "benchmarks.demo.run.export_initialisation", repo_relative(flsl),
+                           repo_relative(random)], random, inputs=self._inputs(flsl), config=PRETRAIN_CONFIG,
+                          action=lambda: export_initialisation(flsl, random))
+        return [export, init]
+
+    # ---------------------------------------------------------------- 4.-6. protocols, per arm
+    def probe_steps(self) -> list[Step]:
+        b = self.budget
+        out = []
+        for arm in ARMS:
+            result = self.work / "runs" / arm / "probe"
+            argv = [self.python, "-m", "benchmarks.probes.demo_linear", "--checkpoint", repo_relative(self.backbones[arm]),
+                    "--data-root", repo_relative(self.roots["coco"]), "--out", repo_relative(result),
+                    "--seeds", *map(str, b.probe_seeds), "--epochs", str(b.probe_epochs)]
+            out.append(self._step("probe", f"{arm}: frozen-encoder probes", argv, result / "probe_results.json",
+                                  inputs=(*self._inputs(self.backbones[arm]), *self._coco_annotations()), lane=arm))
         return out
-    run(["bash", "tools/pretrain.sh", PRETRAIN_CONFIG, "--work-dir", rel(work / "pretrain"),
-         "--cfg-options", f"data.root={rel(roots['pretrain'])}", *budget.pretrain_options], "pretrain")
-    return out
+
+    def mask_rcnn_steps(self) -> list[Step]:
+        """Fine-tune + evaluate once per seed (``runs/<arm>/coco/seed<s>/test/test_metrics.json``)."""
+        b = self.budget
+        coco_root = f"{repo_relative(self.roots['coco'])}/"
+        out = []
+        for arm in ARMS:
+            for seed in b.mask_rcnn_seeds:
+                run_dir = coco_run_dir(self.work, arm, seed)
+                ckpt = run_dir / f"epoch_{b.mask_rcnn_epochs}.pth"
+                train = dense_train_argv(MASK_RCNN_CONFIG, 1, repo_relative(run_dir), repo_relative(self.backbones[arm]),
+                                         coco_root, amp=False,
+                                         options=(*epoch_options(MASK_RCNN_CONFIG, b.mask_rcnn_epochs),
+                                                  f"randomness.seed={seed}"))
+                test = dense_test_argv(MASK_RCNN_CONFIG, repo_relative(ckpt), 1, repo_relative(run_dir / "test"),
+                                       coco_root)
+                out += [self._step("train", f"{arm}: Mask R-CNN fine-tuning, seed {seed}", train, ckpt,
+                                   inputs=(*self._inputs(self.backbones[arm]), *self._coco_annotations()),
+                                   config=MASK_RCNN_CONFIG, work_dir=repo_relative(run_dir), lane=arm),
+                        self._step("test", f"{arm}: COCO evaluation, seed {seed}", test,
+                                   run_dir / "test" / "test_metrics.json",
+                                   inputs=(*self._inputs(ckpt), *self._coco_annotations()),
+                                   config=MASK_RCNN_CONFIG, lane=arm)]
+        return out
+
+    def davis_steps(self) -> list[Step]:
+        """Label propagation + J&F (``runs/<arm>/davis/davis_results.json``)."""
+        split = self.roots["davis"] / "ImageSets" / "2017" / "val.txt"
+        out = []
+        for arm in ARMS:
+            result = self.work / "runs" / arm / "davis"
+            argv = davis_argv(self.python, DAVIS_CONFIG, repo_relative(self.backbones[arm]),
+                              repo_relative(self.roots["davis"]), repo_relative(result),
+                              options=("--short-side", str(self.budget.davis_short_side)))
+            out.append(self._step("davis", f"{arm}: DAVIS label propagation + J&F", argv,
+                                  result / "davis_results.json", inputs=self._inputs(self.backbones[arm], split),
+                                  config=DAVIS_CONFIG, lane=arm))
+        return out
+
+    # ---------------------------------------------------------------- 7. figures
+    def figure_images(self) -> list[Path]:
+        return sorted((self.roots["coco"] / "val").glob("*.jpg"))[:self.budget.figure_images]
+
+    def figure_steps(self) -> list[Step]:
+        """One figure per image with both encoders (tools/visualize.py) and the pretraining curves."""
+        out = self.work / "figures"
+        images = self.figure_images()
+        argv = [self.python, "tools/visualize.py", "--checkpoint", repo_relative(self.backbones["flsl"]),
+                *map(repo_relative, images), "--out", repo_relative(out),
+                "--compare", repo_relative(self.backbones["random"]), "--labels", ARM_LABELS["flsl"],
+                ARM_LABELS["random"], "--short-side", str(self.budget.coco["height"]), "--k", "6"]
+        log = self.work / "pretrain" / "log.jsonl"
+        return [self._step("figures", "cluster and attention maps of both encoders", argv,
+                           out / f"{images[-1].stem}_summary.png",
+                           inputs=self._inputs(self.backbones["flsl"], self.backbones["random"], *images)),
+                self._step("figures", "pretraining curves", ["<in-process>", "benchmarks.demo.run.curves",
+                                                             repo_relative(log)],
+                           out / "pretraining.png", inputs=self._inputs(log),
+                           action=lambda: pretraining_curves(log, out / "pretraining.png"))]
+
+    def figure_paths(self) -> list[Path]:
+        out = self.work / "figures"
+        return [p for p in [out / "pretraining.png", *(out / f"{i.stem}_summary.png" for i in self.figure_images())]
+                if p.is_file()]
 
 
-def export(work: Path, python: str) -> dict:
-    """Export the pretrained teacher and the same encoder at its initialisation."""
+def export_initialisation(flsl: Path, random: Path) -> None:
+    """Export the encoder the pretraining started from (same spec as ``flsl``)."""
     import torch
     from mmengine.config import Config
 
     from pretrain.checkpoint import export_encoder, safetensors_metadata
     from pretrain.encoder import EncoderSpec, build_encoder
-
-    backbones = work / "backbones"
-    flsl, random = backbones / "flsl.safetensors", backbones / "random.safetensors"
-    if not flsl.is_file():
-        run([python, "tools/export_backbone.py", rel(work / "pretrain"), "--out", rel(flsl)], "export")
-    if not random.is_file():
-        spec = EncoderSpec.from_json(safetensors_metadata(flsl)["flsl_spec"])
-        cfg = Config.fromfile(str(ROOT / PRETRAIN_CONFIG))
-        # the trainer seeds, then builds the student backbone first: this is its starting point
-        torch.manual_seed(int(cfg.train.get("seed", 0)))
-        export_encoder(build_encoder(spec), random)
-        print(f"exported the encoder at its initialisation (seed {cfg.train.get('seed', 0)}) to {rel(random)}")
-    return {"flsl": flsl, "random": random}
+    spec = EncoderSpec.from_json(safetensors_metadata(flsl)["flsl_spec"])
+    cfg = Config.fromfile(str(ROOT / PRETRAIN_CONFIG))
+    # the trainer seeds, then builds the student backbone first: this is its starting point
+    torch.manual_seed(int(cfg.train.get("seed", 0)))
+    export_encoder(build_encoder(spec), random)
+    print(f"exported the encoder at its initialisation (seed {cfg.train.get('seed', 0)}) to "
+          f"{repo_relative(random)}")
 
 
-def probe(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
-          prefix: str | None = None) -> None:
-    from benchmarks.probes.demo_linear import read_results
-    done = read_results(work / "runs" / arm / "probe")
-    if done is not None and [r["seed"] for r in done["linear"]] == list(budget.probe_seeds) \
-            and done["settings"]["epochs"] == budget.probe_epochs:
-        print(f"{arm}: probes already done ({rel(work / 'runs' / arm / 'probe')})")
-        return
-    run(commands(work, arm, backbone, roots, budget, python, 0)["probe"], f"probe/{arm}", prefix=prefix)
-
-
-def mask_rcnn(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
-              prefix: str | None = None) -> None:
-    """Fine-tune + evaluate once per seed (``runs/<arm>/coco/seed<s>/test/test_metrics.json``)."""
-    for seed in budget.mask_rcnn_seeds:
-        run_dir = coco_run_dir(work, arm, seed)
-        if (run_dir / "test" / "test_metrics.json").is_file():
-            print(f"{arm}: Mask R-CNN seed {seed} already evaluated")
-            continue
-        cmd = commands(work, arm, backbone, roots, budget, python, seed)
-        if not (run_dir / f"epoch_{budget.mask_rcnn_epochs}.pth").is_file():
-            run(cmd["train"], f"coco/{arm}/seed{seed}", prefix=prefix)
-        run(cmd["test"], f"coco/{arm}/seed{seed}", prefix=prefix)
-
-
-def davis(work: Path, arm: str, backbone: Path, roots: dict, budget: Budget, python: str,
-          prefix: str | None = None) -> None:
-    """Label propagation + J&F (``runs/<arm>/davis/davis_results.json``)."""
-    out = work / "runs" / arm / "davis"
-    if (out / "davis_results.json").is_file():
-        print(f"{arm}: DAVIS already evaluated ({rel(out / 'davis_results.json')})")
-        return
-    run(commands(work, arm, backbone, roots, budget, python, 0)["davis"], f"davis/{arm}", prefix=prefix)
-
-
-def figures(work: Path, backbones: dict, roots: dict, budget: Budget, python: str) -> list:
-    """One figure per image with both encoders (tools/visualize.py) and the pretraining curves."""
+def pretraining_curves(log: Path, out: Path) -> None:
+    """The loss and its three parts over the pretraining's iterations."""
     from benchmarks.figures.maps import pretraining_figure, read_log, save_figure
-    images = sorted((Path(roots["coco"]) / "val").glob("*.jpg"))[:budget.figure_images]
-    out = work / "figures"
-    run([python, "tools/visualize.py", "--checkpoint", rel(backbones["flsl"]), *[rel(i) for i in images], "--out", rel(out),
-         "--compare", rel(backbones["random"]), "--labels", ARM_LABELS["flsl"], ARM_LABELS["random"],
-         "--short-side", str(budget.coco["height"]), "--k", "6"], "figures")
-    records = {r["iteration"]: r for r in read_log(work / "pretrain" / "log.jsonl")}   # a resumed run repeats some
-    curves = save_figure(pretraining_figure([records[i] for i in sorted(records)],
-                                            f"FLSL pretraining of the demo ({PRETRAIN_CONFIG}): loss and its "
-                                            "three parts"), out / "pretraining.png")
-    return [curves, *[out / f"{i.stem}_summary.png" for i in images]]
+    records = {r["iteration"]: r for r in read_log(log)}   # a resumed run repeats some
+    save_figure(pretraining_figure([records[i] for i in sorted(records)],
+                                   f"FLSL pretraining of the demo ({PRETRAIN_CONFIG}): loss and its three parts"),
+                out)
 
 
 # ----------------------------------------------------------------------------- results
@@ -352,14 +351,14 @@ def collect_results(work: Path, budget: Budget) -> dict:
         for seed in budget.mask_rcnn_seeds:
             got = collect("coco", coco_run_dir(work, arm, seed))
             if got is None:
-                raise DemoError(f"{rel(coco_run_dir(work, arm, seed))}: no Mask R-CNN result")
+                raise DemoError(f"{repo_relative(coco_run_dir(work, arm, seed))}: no Mask R-CNN result")
             coco[seed] = got
         pr = read_results(runs / "probe")
         if pr is None:
-            raise DemoError(f"{rel(runs / 'probe')}: no probe result")
+            raise DemoError(f"{repo_relative(runs / 'probe')}: no probe result")
         path = runs / "davis" / "davis_results.json"
         if not path.is_file():
-            raise DemoError(f"{rel(path)}: no DAVIS result")
+            raise DemoError(f"{repo_relative(path)}: no DAVIS result")
         per_object = json.loads(path.read_text())["per_object"]
         out[arm] = {"mask_rcnn": coco,
                     "probe": {r["seed"]: r["mIoU"] for r in pr["linear"]},
@@ -465,7 +464,7 @@ def write_results(work: Path, results: dict, comparisons: dict, budget: Budget, 
            "summary": summary(comparisons),
            "results": {arm: {p: {str(k): v for k, v in d.items()} for p, d in r.items()}
                        for arm, r in results.items()},
-           "stage_seconds": times, "wall_seconds": round(wall, 1), "figures": [rel(p) for p in figs]}
+           "stage_seconds": times, "wall_seconds": round(wall, 1), "figures": [repo_relative(p) for p in figs]}
     write_json_atomic(doc, work / "results.json", indent=1)
     md = work / "results.md"
     write_text_atomic(results_markdown(comparisons, budget, figs, work), md)
@@ -502,39 +501,35 @@ def main(argv=None) -> int:
     work = Path(args.work_dir or ("work_dirs/demo_quick" if args.quick else "work_dirs/demo"))
     if not work.is_absolute():
         work = Path.cwd() / work
-    python = sys.executable
-    TOOL_ENV.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     if args.fresh and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    demo = Demo(work, budget, sys.executable, args.threads)
     prog = Progress(8)
     prog.stage("data", "generating data (pretraining images are written by the pretraining tool)")
-    roots = make_data(work, budget)
-    prog.stage("pretrain", f"FLSL pretraining ({PRETRAIN_CONFIG})")
-    pretrain(work, roots, budget)
-    prog.stage("export", "exporting the pretrained teacher encoder and the initialisation")
-    backbones = export(work, python)
-    prog.stage("probe", "frozen-encoder probes: linear segmentation (seeds) and patch grouping, both encoders")
-    for_each_arm(lambda arm, prefix: probe(work, arm, backbones[arm], roots, budget, python, prefix), args.jobs)
-    prog.stage("coco", f"Mask R-CNN fine-tuning + COCO evaluation ({MASK_RCNN_CONFIG}), "
-                       f"{len(budget.mask_rcnn_seeds)} seeds, both encoders")
-    for_each_arm(lambda arm, prefix: mask_rcnn(work, arm, backbones[arm], roots, budget, python, prefix), args.jobs)
-    prog.stage("davis", "DAVIS-style label propagation + J&F, both encoders")
-    for_each_arm(lambda arm, prefix: davis(work, arm, backbones[arm], roots, budget, python, prefix), args.jobs)
+    demo.make_data()
+    stages = (("pretrain", f"FLSL pretraining ({PRETRAIN_CONFIG})", demo.pretrain_steps),
+              ("export", "exporting the pretrained teacher encoder and the initialisation", demo.export_steps),
+              ("probe", "frozen-encoder probes: linear segmentation (seeds) and patch grouping, both encoders",
+               demo.probe_steps),
+              ("coco", f"Mask R-CNN fine-tuning + COCO evaluation ({MASK_RCNN_CONFIG}), "
+                       f"{len(budget.mask_rcnn_seeds)} seeds, both encoders", demo.mask_rcnn_steps),
+              ("davis", "DAVIS-style label propagation + J&F, both encoders", demo.davis_steps))
+    for name, what, steps in stages:
+        prog.stage(name, what)
+        run_steps(steps(), log=_log, jobs=args.jobs)
     prog.stage("figures", "figures: cluster and attention maps of both encoders, pretraining curves")
-    if args.no_figures:   # keep embedding what an earlier run drew
-        figs = [p for p in [work / "figures" / "pretraining.png", *sorted((work / "figures").glob("*_summary.png"))]
-                if p.is_file()]
-    else:
-        figs = figures(work, backbones, roots, budget, python)
+    if not args.no_figures:   # without: keep embedding what an earlier run drew
+        run_steps(demo.figure_steps(), log=_log)
+    figs = demo.figure_paths()
     prog.stage("table", "table")
     results = collect_results(work, budget)
     comparisons = compare(results)
     prog.finish()
     md = write_results(work, results, comparisons, budget, prog.times, prog.elapsed(), figs)
     print("\n" + md.read_text())
-    print(f"wall time {prog.elapsed() / 60:.1f} min; wrote {rel(md)} and {rel(work / 'results.json')}; "
-          f"figures under {rel(work / 'figures')}")
+    print(f"wall time {prog.elapsed() / 60:.1f} min; wrote {repo_relative(md)} and "
+          f"{repo_relative(work / 'results.json')}; figures under {repo_relative(work / 'figures')}")
     return 0
 
 

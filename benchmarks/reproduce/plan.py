@@ -7,9 +7,10 @@ Work-root layout (``--work-root``, default ``work_dirs/reproduce``)::
     WORK/<table>/<row>/test/test_metrics.json   tools/dist_test.sh of the final checkpoint
     WORK/<table>/<row>/davis/                DAVIS predictions + davis_results.json (DAVIS rows)
 
-A step is done when its output file exists; a step that was interrupted is simply run again and
-resumes by itself (pretraining from ``latest.pth``, MMEngine training with ``--resume``, DAVIS by
-recomputing). All commands run from the repository root.
+Each command is a :class:`core.steps.Step`: done when its output exists and its provenance record
+still matches; a step that was interrupted is simply run again and resumes by itself (pretraining
+from ``latest.pth``, MMEngine training with ``--resume``, DAVIS by recomputing). All commands run
+from the repository root.
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ import re
 import shlex
 from pathlib import Path
 
+from core.steps import REPO, Step, repo_relative, resolve
+
 from .errors import ReproduceError
-from .provenance import step_stale_reasons
 from .registry import DENSE, Recipe, Table
 
-REPO = Path(__file__).resolve().parents[2]
 
 #: documented data locations under the data root (docs/reproduce.md); the configs' defaults
 DATA_LAYOUT = {
@@ -34,41 +35,6 @@ DATA_LAYOUT = {
     "davis": "davis/",
 }
 DEFAULT_DATA_ROOT = "data"
-
-
-@dataclasses.dataclass
-class Step:
-    """One command. ``inputs`` must exist before it runs. It is done when ``output`` exists
-    *and* its provenance record (:mod:`.provenance`: command, input digests, config digest)
-    still matches: a result made from another checkpoint, config or command is stale and the
-    step runs again."""
-
-    kind: str                  # "pretrain" | "convert" | "train" | "test" | "davis"
-    label: str                 # what it makes, e.g. "coco/flsl_vits16: Mask R-CNN fine-tuning"
-    argv: list
-    output: Path
-    env: dict = dataclasses.field(default_factory=dict)
-    inputs: tuple = ()
-    config: str | None = None  # the MMEngine config the command reads (its merged content counts)
-    work_dir: Path | None = None  # a run folder that resumes: set aside before a stale re-run
-
-    @property
-    def stale_reasons(self) -> list[str]:
-        """Why the step must run (empty when done): ``no result``, ``input X changed``..."""
-        return step_stale_reasons(self, REPO)
-
-    @property
-    def done(self) -> bool:
-        return not self.stale_reasons
-
-    @property
-    def has_result(self) -> bool:
-        return _abs(self.output).is_file()
-
-    def shell(self) -> str:
-        """The command as one shell line (environment assignments first)."""
-        env = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in self.env.items())
-        return (env + " " if env else "") + shlex.join(str(a) for a in self.argv)
 
 
 @dataclasses.dataclass
@@ -84,24 +50,6 @@ class Options:
     rows: tuple = ()           # restrict to these row ids (all when empty)
 
 
-def _abs(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else REPO / p
-
-
-def display_path(path: str | os.PathLike, cwd: Path | None = None) -> Path:
-    """``path`` (relative to ``cwd``, default the current directory) as a path relative to the
-    repository root when it lies inside it, absolute otherwise: commands run from the root."""
-    p = Path(path)
-    if not p.is_absolute():
-        p = (cwd or Path.cwd()) / p
-    p = Path(os.path.normpath(p))
-    try:
-        return p.relative_to(REPO)
-    except ValueError:
-        return p
-
-
 def data_roots(parent: str | os.PathLike | None = None, moved: dict | None = None,
                cwd: Path | None = None) -> dict:
     """Folder of every data set: ``parent`` (``--data-root``, default ``data``) laid out as in
@@ -113,7 +61,7 @@ def data_roots(parent: str | os.PathLike | None = None, moved: dict | None = Non
     out = {}
     for key, rel in DATA_LAYOUT.items():
         path = explicit.get(key) or str(Path(parent) / rel)
-        shown = str(display_path(path, cwd))
+        shown = str(repo_relative(path, cwd))
         out[key] = shown + "/" if rel.endswith("/") and not shown.endswith("/") else shown
     return out
 
@@ -123,8 +71,8 @@ def checkpoint_overrides(every: str | os.PathLike | None = None, rows: dict | No
     """Backbone files replacing pretraining: ``every`` (``--checkpoint``: each row our FLSL
     pretraining makes) and ``rows`` (``--cfg-options checkpoint.ROW=PATH``: that row, whatever
     its recipe). Keys: row ids, ``"*"`` for ``every``."""
-    out = {"*": str(display_path(every, cwd))} if every else {}
-    out.update({row: str(display_path(path, cwd)) for row, path in (rows or {}).items()})
+    out = {"*": str(repo_relative(every, cwd))} if every else {}
+    out.update({row: str(repo_relative(path, cwd)) for row, path in (rows or {}).items()})
     return out
 
 
@@ -132,7 +80,7 @@ def final_checkpoint_name(config: str) -> str:
     """``epoch_<max_epochs>.pth`` or ``iter_<max_iters>.pth``: the last checkpoint MMEngine writes
     for ``config`` (read with MMEngine, without importing the config's custom modules)."""
     from mmengine.config import Config
-    path = _abs(config)
+    path = resolve(config)
     if not path.is_file():
         raise ReproduceError(f"config not found: {config}")
     cfg = Config.fromfile(str(path), import_custom_modules=False)
@@ -152,7 +100,7 @@ def _patch_of_arch(arch: str) -> int:
 def check_patch_size(path: str, rows: dict, source: str) -> None:
     """Refuse a backbone file whose patch size differs from the rows' architecture (when the file
     exists; a dry run may name files that are still to be made)."""
-    full = _abs(path)
+    full = resolve(path)
     if not full.is_file():
         return
     from pretrain.checkpoint import CheckpointError, load_encoder_weights
@@ -233,7 +181,7 @@ def epoch_options(config: str, epochs: int) -> list[str]:
     position): its ``end`` becomes ``epochs`` and its milestones keep their distance from its
     old end (at least 1). Two by-epoch schedulers of one type are refused as ambiguous."""
     from mmengine.config import Config
-    path = _abs(config)
+    path = resolve(config)
     if not path.is_file():
         raise ReproduceError(f"config not found: {config}")
     cfg = Config.fromfile(str(path), import_custom_modules=False)
@@ -319,6 +267,6 @@ def plan(table: Table, opts: Options) -> list[Step]:
     return steps
 
 
-__all__ = ["REPO", "DATA_LAYOUT", "DEFAULT_DATA_ROOT", "Step", "Options", "display_path", "data_roots",
+__all__ = ["REPO", "DATA_LAYOUT", "DEFAULT_DATA_ROOT", "Options", "data_roots",
            "checkpoint_overrides", "final_checkpoint_name", "backbone_of", "row_dir", "dense_train_argv",
            "dense_test_argv", "davis_argv", "uavdt_convert_argv", "epoch_options", "row_steps", "plan"]

@@ -41,6 +41,8 @@ def test_every_stage_ran_with_progress(demo):
                  "tools/dist_test.sh", "tools/davis_propagate.py", "tools/visualize.py"):
         assert f" {tool} " in proc.stdout, tool
     assert (work / "results.md").read_text() in proc.stdout
+    for arm in ("flsl", "random"):          # the arms ran side by side (--jobs 2), each line led by its name
+        assert f"[{arm}] $ " in proc.stdout
 
 
 def _sd(values):
@@ -153,16 +155,26 @@ def test_figures_were_written_and_embedded(demo):
 
 
 def test_second_run_resumes_without_redoing(demo):
+    """Every stage is a list of steps with provenance: a second run finds each result up to date
+    (its record names the command and the digests of the backbone and data it read) and runs
+    nothing."""
+    from benchmarks.demo.run import QUICK
+    from core.digests import file_sha256
     work, _ = demo
     before = (work / "results.json").read_text()
     proc = subprocess.run([sys.executable, "-m", "benchmarks.demo.run", "--quick", "--work-dir", str(work), "--no-figures"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "pretraining already done" in proc.stdout
-    assert proc.stdout.count("already evaluated") == 2 + 2 * 2       # DAVIS, and Mask R-CNN per seed
-    assert proc.stdout.count("probes already done") == 2
-    assert "tools/dist_train.sh" not in proc.stdout
+    n_steps = 1 + 2 + 2 + 2 * 2 * len(QUICK.mask_rcnn_seeds) + 2     # pretrain, export, probes, coco, davis
+    assert len(re.findall(r"# \[\d+/\d+\] done: ", proc.stdout)) == n_steps
+    assert proc.stdout.count("every step is already done") == 5
+    assert "$ " not in proc.stdout and "tools/dist_train.sh" not in proc.stdout
     assert json.loads((work / "results.json").read_text())["results"] == json.loads(before)["results"]
+    for arm in ("flsl", "random"):
+        record = json.loads((work / "runs" / arm / "probe" / "probe_results.json.provenance.json").read_text())
+        inputs = {Path(k).name: v for k, v in record["inputs"].items()}
+        assert inputs[f"{arm}.safetensors"] == file_sha256(work / "backbones" / f"{arm}.safetensors")
+        assert inputs["instances_val.json"] == file_sha256(work / "data" / "coco" / "annotations" / "instances_val.json")
 
 
 def test_a_fresh_run_prints_the_identical_table(demo, tmp_path):
@@ -179,48 +191,3 @@ def test_a_fresh_run_prints_the_identical_table(demo, tmp_path):
     assert (work / "results.md").read_text() == table
     a, b = (json.loads(p.read_text()) for p in (work / "results.json", again / "results.json"))
     assert a["results"] == b["results"] and a["comparisons"] == b["comparisons"]
-
-
-def test_arms_side_by_side_prefix_output_and_raise_failures(capsys):
-    """--jobs 2: both arms run (at the same time), every output line is led by its arm's name,
-    and a failing tool's error reaches the caller after the other arm has finished."""
-    import threading
-
-    from benchmarks.demo import run as demo_module
-
-    inside, peak, lock = [0], [0], threading.Lock()
-    barrier = threading.Barrier(2, timeout=30)
-
-    def job(arm, prefix):
-        with lock:
-            inside[0] += 1
-            peak[0] = max(peak[0], inside[0])
-        barrier.wait()                      # returns only if both arms are running at once
-        demo_module.run([sys.executable, "-c", f"print('hello from {arm}'); print('line two')"],
-                        f"test/{arm}", prefix=prefix)
-        with lock:
-            inside[0] -= 1
-        return arm.upper()
-
-    assert demo_module.for_each_arm(job, jobs=2) == {"flsl": "FLSL", "random": "RANDOM"}
-    assert peak[0] == 2
-    out = capsys.readouterr().out.splitlines()
-    for arm in demo_module.ARMS:
-        assert f"[{arm}] hello from {arm}" in out
-        assert f"[{arm}] line two" in out
-    assert not [ln for ln in out if ln and not ln.startswith(("[flsl] ", "[random] "))]
-
-    finished = []
-
-    def failing(arm, prefix):
-        if arm == "flsl":
-            demo_module.run([sys.executable, "-c", "import sys; sys.exit(3)"], "test/flsl", prefix=prefix)
-        finished.append(arm)
-
-    with pytest.raises(demo_module.DemoError, match="exit status 3"):
-        demo_module.for_each_arm(failing, jobs=2)
-    assert finished == ["random"]
-    # one job at a time: no prefix, the arms in order
-    order = []
-    demo_module.for_each_arm(lambda arm, prefix: order.append((arm, prefix)), jobs=1)
-    assert order == [("flsl", None), ("random", None)]

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from benchmarks.reproduce import ReproduceError
-from benchmarks.reproduce.provenance import record_step
 from benchmarks.reproduce.references import MISSING, load_references
 from benchmarks.reproduce.registry import RECIPES, TABLES, table
 
@@ -185,9 +184,9 @@ def test_dry_run_with_checkpoint_skips_pretraining_and_marks_finished_steps(tmp_
     assert "#   stale result, to redo: no provenance record" in proc.stdout
     assert any(c[0] == "tools/dist_train.sh" and str(final) .startswith(c[c.index("--work-dir") + 1])
                for c in _commands(proc.stdout))
-    # a step whose record matches (what execute.run_steps writes after a success) is done
+    # a step whose record matches (what core.steps.run_steps writes after a success) is done
     step = _plan_step(work, ckpt, "uavdt/flsl_vits16: fine-tuning")
-    record_step(step, ROOT)
+    step.record()
     proc = reproduce(*args)
     assert "# [2/5] done: uavdt/flsl_vits16" in proc.stdout
     assert not any(c[0] == "tools/dist_train.sh" and str(final.parent) in c for c in _commands(proc.stdout))
@@ -204,8 +203,9 @@ def test_dry_run_with_checkpoint_skips_pretraining_and_marks_finished_steps(tmp_
 
 
 def _plan_step(work: Path, ckpt: Path, label_start: str):
-    from benchmarks.reproduce.plan import Options, checkpoint_overrides, data_roots, display_path, plan
-    opts = Options(work_root=display_path(work), gpus=1, data_roots=data_roots(None),
+    from benchmarks.reproduce.plan import Options, checkpoint_overrides, data_roots, plan
+    from core.steps import repo_relative
+    opts = Options(work_root=repo_relative(work), gpus=1, data_roots=data_roots(None),
                    checkpoints=checkpoint_overrides(str(ckpt)))
     return next(s for s in plan(table("uavdt"), opts) if s.label.startswith(label_start))
 
@@ -438,29 +438,3 @@ def test_the_demo_builds_its_commands_with_the_plans_builders():
     assert cfg.train_cfg.max_epochs == epochs and cfg.randomness.seed == 2 and cfg.data_root == "x/coco/"
     assert cfg.model.backbone.init_cfg.checkpoint == "w/b.safetensors"
     assert next(s for s in cfg.param_scheduler if s.type == "MultiStepLR").milestones == [epochs - 1]
-
-
-def test_run_steps_records_provenance_and_sets_aside_a_stale_run(tmp_path):
-    """execute.run_steps: a success writes the record (the step is then done); a finished result
-    whose input changed is redone after its run folder is renamed, never deleted."""
-    from benchmarks.reproduce.execute import run_steps
-    from benchmarks.reproduce.plan import Step
-    src = tmp_path / "input.bin"
-    src.write_bytes(b"first")
-    wd = tmp_path / "run"
-    out = wd / "result.txt"
-    code = ("import sys, pathlib; p = pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True); "
-            "p.write_bytes(pathlib.Path(sys.argv[2]).read_bytes())")
-    step = Step("train", "toy", [sys.executable, "-c", code, str(out), str(src)], out, inputs=(str(src),),
-                work_dir=wd)
-    assert step.stale_reasons == ["no result"]
-    logs = []
-    assert run_steps([step], log=logs.append) == 1
-    assert step.done and out.read_bytes() == b"first"
-    assert run_steps([step], log=logs.append) == 0  # nothing to redo
-    src.write_bytes(b"second")
-    assert not step.done and step.stale_reasons[0].startswith(f"input {src} changed")
-    assert run_steps([step], log=logs.append) == 1
-    assert out.read_bytes() == b"second" and step.done
-    assert (tmp_path / "run.stale-1" / "result.txt").read_bytes() == b"first"  # kept
-    assert any("previous run kept as" in line for line in logs)

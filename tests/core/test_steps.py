@@ -1,14 +1,15 @@
-"""benchmarks/reproduce/provenance.py: a result is up to date only while its command, its merged
+"""core/steps.py (provenance): a result is up to date only while its command, its merged
 config and the bytes of its inputs are those recorded when it was made."""
 from __future__ import annotations
 
 import json
+import sys
 
+import pytest
 import torch
 
-from benchmarks.reproduce.provenance import (config_digest, file_digest, read_record, record_path,
-                                             record_step, set_aside, stale_reasons, step_stale_reasons,
-                                             write_record)
+from core.steps import (config_digest, file_digest, read_record, record_path, set_aside, stale_reasons,
+                        write_record)
 from pretrain.checkpoint import file_sha256, save_atomic
 
 
@@ -89,11 +90,63 @@ def test_set_aside_keeps_the_old_run_under_a_free_name(tmp_path):
 
 
 def test_plan_steps_are_recorded_and_checked(tmp_path):
-    from benchmarks.reproduce.plan import Step
+    from core.steps import Step
     out, argv, inputs, config = make_step(tmp_path)
-    step = Step("test", "coco/row: evaluation", argv, out.relative_to(tmp_path), inputs=inputs)
-    assert step_stale_reasons(step, root=tmp_path)[0].startswith("no provenance record")
-    record_step(step, root=tmp_path)
-    assert step_stale_reasons(step, root=tmp_path) == []
+    step = Step("test", "coco/row: evaluation", argv, out.relative_to(tmp_path), inputs=inputs, root=tmp_path)
+    assert step.stale_reasons[0].startswith("no provenance record")
+    step.record()
+    assert step.stale_reasons == [] and step.done
     save_atomic({"w": torch.full((4,), 3.0)}, tmp_path / "backbone.safetensors")
-    assert step_stale_reasons(step, root=tmp_path)[0].startswith("input backbone.safetensors changed")
+    assert step.stale_reasons[0].startswith("input backbone.safetensors changed")
+    # a step that now reads one more input (a split list, say) than when it was recorded is stale
+    (tmp_path / "split.txt").write_text("a\n")
+    wider = Step("test", "coco/row: evaluation", argv, out.relative_to(tmp_path),
+                 inputs=(*inputs, "split.txt"), root=tmp_path)
+    assert "input split.txt added" in wider.stale_reasons
+
+
+def test_run_steps_records_provenance_and_sets_aside_a_stale_run(tmp_path):
+    """core.steps.run_steps: a success writes the record (the step is then done); a finished result
+    whose input changed is redone after its run folder is renamed, never deleted."""
+    from core.steps import Step, run_steps
+    src = tmp_path / "input.bin"
+    src.write_bytes(b"first")
+    wd = tmp_path / "run"
+    out = wd / "result.txt"
+    code = ("import sys, pathlib; p = pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True); "
+            "p.write_bytes(pathlib.Path(sys.argv[2]).read_bytes())")
+    step = Step("train", "toy", [sys.executable, "-c", code, str(out), str(src)], out, inputs=(str(src),),
+                work_dir=wd)
+    assert step.stale_reasons == ["no result"]
+    logs = []
+    assert run_steps([step], log=logs.append) == 1
+    assert step.done and out.read_bytes() == b"first"
+    assert run_steps([step], log=logs.append) == 0  # nothing to redo
+    src.write_bytes(b"second")
+    assert not step.done and step.stale_reasons[0].startswith(f"input {src} changed")
+    assert run_steps([step], log=logs.append) == 1
+    assert out.read_bytes() == b"second" and step.done
+    assert (tmp_path / "run.stale-1" / "result.txt").read_bytes() == b"first"  # kept
+    assert any("previous run kept as" in line for line in logs)
+
+
+def test_lanes_run_side_by_side_and_the_first_failure_is_raised_after_the_others(tmp_path):
+    """Steps of a lane run in order; lanes run side by side with prefixed output; a failing lane
+    stops at its failure while the other lane finishes, and its error is raised at the end."""
+    from core.steps import Step, StepError, run_steps
+    write = ("import sys, pathlib; p = pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True); "
+             "p.write_text(sys.argv[2]); print('made', p.name)")
+    good = [Step("x", f"a{i}", [sys.executable, "-c", write, str(tmp_path / "a" / f"{i}.txt"), str(i)],
+                 tmp_path / "a" / f"{i}.txt", lane="a") for i in range(2)]
+    bad = [Step("x", "b0", [sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path / "b" / "0.txt", lane="b"),
+           Step("x", "b1", [sys.executable, "-c", write, str(tmp_path / "b" / "1.txt"), "1"],
+                tmp_path / "b" / "1.txt", lane="b")]
+    logs = []
+    with pytest.raises(StepError, match="b0: command failed with exit status 3"):
+        run_steps([good[0], bad[0], good[1], bad[1]], log=logs.append, jobs=2)
+    assert all(s.done for s in good) and not (tmp_path / "b" / "1.txt").exists()
+    assert "[a] made 0.txt" in logs and "[a] made 1.txt" in logs
+    # the same call resumes: lane a is done, lane b runs from its failed step
+    bad[0].argv = [sys.executable, "-c", write, str(tmp_path / "b" / "0.txt"), "0"]
+    assert run_steps([*good, *bad], log=logs.append, jobs=2) == 2
+    assert [p.read_text() for p in sorted((tmp_path / "b").glob("*.txt"))] == ["0", "1"]
