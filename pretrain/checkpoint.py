@@ -1,27 +1,17 @@
 """Checkpoints: atomic save, safe load (never unpickles code), export of the teacher encoder,
-and import of foreign ViT checkpoint formats.
+and import of every supported ViT checkpoint family.
 
-Supported encoder formats (auto-detected by :func:`load_encoder_weights` from the content, never
-from the file name):
-
-``flsl-export``   this project's ``.safetensors`` export (metadata ``flsl_spec``)
-``flsl-train``    this project's training state (``{"teacher": ..., "student": ..., "meta": ...}``)
-``flsl-authors``  the authors' release: ``{"student": {"module.backbone.*", "module.head.*"},
-                  "teacher": {"backbone.*", "head.*"}, "optimizer", "epoch", "args", "flsl_loss"}``
-                  with an unused ``cls_token`` beside an ``N``-entry ``pos_embed``: no class token
-``dino``          DINO: a bare ViT state dict (``dino_deitsmall16_pretrain.pth``) or a training
-                  state like the one above with ``dino_loss``; class token, ``1 + N`` positions
-``ibot``          iBOT: ``{"state_dict": ViT}`` (``checkpoint_teacher.pth``) or a training state
-                  with ``ibot_loss``; class token, ``1 + N`` positions (``masked_embed`` unused)
-``timm``          a timm ViT state dict (``.pth`` or hub ``.safetensors``, optionally ``head.*``)
-
-Each is returned in the key layout of :func:`pretrain.encoder.build_encoder` for the network it
-was trained as: class-token families keep ``cls_token`` and the ``1 + N`` table (their spec has
-``class_token=True``), and every family gets its position rule (``FAMILY_POSITIONS``).
+:func:`load_encoder_weights` reads this project's files (``flsl-export``: ``.safetensors`` with
+``flsl_spec`` metadata; ``flsl-train``: ``{"teacher", "student", "meta"}``) directly and every
+other release through :mod:`pretrain.families` (the FLSL authors' release, DINO, iBOT, SelfPatch,
+timm, DINOv2, MAE, DeiT III, OpenAI CLIP / OpenCLIP, SigLIP: docs/families.md), deciding the
+family from the content, never from the file name. Each is returned in the key layout of
+:func:`pretrain.encoder.build_encoder` with the spec of the network it was trained as.
 """
 from __future__ import annotations
 
 from core.errors import FLSLError
+from core.digests import DIGEST_SUFFIX, digest_path, file_sha256, recorded_digests, write_digest
 from core.files import atomic_path, write_text_atomic
 
 import argparse
@@ -47,39 +37,7 @@ class IntegrityError(CheckpointError):
 
 
 # --------------------------------------------------------------------------------------- integrity
-#: every file this project writes a checkpoint or export to gets ``<file>.sha256`` beside it, in
-#: ``sha256sum`` format (``sha256sum -c`` checks it from that folder)
-DIGEST_SUFFIX = ".sha256"
-
-
-def digest_path(path: str | os.PathLike) -> Path:
-    return Path(str(path) + DIGEST_SUFFIX)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def recorded_digests(path: str | os.PathLike) -> list[str] | None:
-    """Digests listed in ``<path>.sha256`` (None when there is none). While a checkpoint is being
-    replaced the file lists the new digest and the old one, so a crash between the two renames
-    leaves a pair that still verifies."""
-    side = digest_path(path)
-    if not side.is_file():
-        return None
-    out = []
-    for line in side.read_text(errors="replace").splitlines():
-        word = line.split(" ", 1)[0].strip().lower()
-        if re.fullmatch(r"[0-9a-f]{64}", word):
-            out.append(word)
-    return out
-
-
-def write_digest(path: str | os.PathLike, digests: list[str]) -> None:
-    name = Path(path).name
-    write_text_atomic("".join(f"{d}  {name}\n" for d in digests), digest_path(path))
+# digests and their sidecar files live in core.digests (provenance reads them too)
 
 
 def intact_alternative(path: str | os.PathLike) -> Path | None:
@@ -187,6 +145,13 @@ def load_safely(path: str | os.PathLike) -> dict:
             return load_file(str(path))
         except Exception as err:  # noqa: BLE001 - re-raised with the file name
             raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+    if path.suffix == ".npz":  # big_vision (SigLIP): flattened flax parameters, never pickles
+        import numpy as np
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                return {k: arrays[k] for k in arrays.files}
+        except Exception as err:  # noqa: BLE001 - re-raised with the file name
+            raise CheckpointError(f"{path}: not a readable .npz file ({err})") from None
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -241,8 +206,8 @@ class LoadedEncoder:
     the source file was not used."""
 
     state_dict: dict            # timm keys; cls_token and a [1, 1 + N, C] pos_embed iff spec.class_token
-    spec: EncoderSpec           # architecture, class token, position rule (metadata or tensors)
-    format: str                 # one of the formats in the module docstring
+    spec: EncoderSpec           # architecture, class token, position rule, family
+    format: str                 # the release layout read (docs/families.md)
     source: str                 # file name
     dropped: dict = dataclasses.field(default_factory=dict)  # key in the source -> why it is unused
     not_read: tuple = ()        # top-level entries of the file that hold no encoder weights
@@ -255,137 +220,72 @@ class LoadedEncoder:
     def class_token(self) -> bool:
         return self.spec.class_token
 
+    @property
+    def family(self) -> str:
+        return self.spec.family
+
+    @property
+    def mean(self) -> tuple:
+        """RGB mean of the input normalisation the family was trained with (pixels in [0, 1])."""
+        from .families import family
+        return family(self.spec.family).mean
+
+    @property
+    def std(self) -> tuple:
+        from .families import family
+        return family(self.spec.family).std
+
     def describe(self) -> str:
-        """Format and how the encoder runs, in words (the one sentence every tool logs)."""
-        return f"format {self.format}: {self.spec.describe()}"
-
-
-_HEADS_BY_WIDTH = {192: 3, 384: 6, 768: 12, 1024: 16}
-_NAME_BY_WIDTH = {192: "tiny", 384: "small", 768: "base", 1024: "large"}
-
-#: position rule of each family found in a file without our metadata (docs/dense.md)
-FAMILY_POSITIONS = {"flsl-authors": "dino", "dino": "dino", "ibot": "dino", "timm": "timm"}
-
-#: keys of releases that the encoder's forward pass never uses, and why
-_UNUSED_PREFIXES = {
-    "head.": "classification / projection head",
-    "fc_norm.": "pooling norm of a classification head",
-    "masked_embed": "mask embedding of masked-image-modelling pretraining (iBOT student)",
-    "mask_token": "mask embedding of masked-image-modelling pretraining",
-}
-
-
-def _is_square(n: int) -> bool:
-    return n > 0 and int(round(n ** 0.5)) ** 2 == n
+        """Format and how the encoder runs, in words (the one line every tool logs)."""
+        from .families.layouts import summarize_dropped
+        return (f"format {self.format}: {self.spec.family} family; {self.spec.describe()}; "
+                f"{summarize_dropped(self.dropped)}")
 
 
 def infer_spec(state: dict, source: str = "checkpoint", class_token: bool = False,
-               positions: str = "dino") -> EncoderSpec:
-    """Infer the timm architecture from tensor shapes (width, depth, patch, square grid of the
-    position table without its class slot when ``class_token``)."""
-    try:
-        w = state["patch_embed.proj.weight"]
-        pos = state["pos_embed"]
-    except KeyError as err:
-        raise CheckpointError(f"{source}: no ViT encoder found (missing key {err.args[0]!r})") from None
-    width, patch = int(w.shape[0]), int(w.shape[-1])
-    depth = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
-    if depth == 0:
-        raise CheckpointError(f"{source}: no transformer blocks (keys blocks.<i>.*) found")
-    n = pos.shape[1] - int(class_token)
-    if not _is_square(n):
-        raise CheckpointError(f"{source}: pos_embed has {pos.shape[1]} entries: not a square grid "
-                              f"{'after its class slot ' if class_token else ''}")
-    grid = int(round(n ** 0.5))
-    if width not in _NAME_BY_WIDTH:
-        raise CheckpointError(f"{source}: unsupported ViT width {width} (known: {sorted(_NAME_BY_WIDTH)})")
-    import timm
-    arch = f"vit_{_NAME_BY_WIDTH[width]}_patch{patch}_224"
-    kwargs = {}
-    if not timm.is_model(arch):  # e.g. no tiny/8 in timm: same family, patch size overridden
-        arch = f"vit_{_NAME_BY_WIDTH[width]}_patch16_224"
-        kwargs["patch_size"] = patch
-    if depth != 12 and not (width == 1024 and depth == 24):
-        kwargs["depth"] = depth
-    if grid * patch != 224:
-        kwargs["img_size"] = grid * patch
-    return EncoderSpec.make(arch, positions=positions, class_token=class_token, **kwargs)
+               positions: str = "dino", **rule) -> EncoderSpec:
+    """The timm architecture of ``state`` from tensor shapes: see
+    :func:`pretrain.families.layouts.infer_spec`."""
+    from .families.layouts import infer_spec as infer
+    return infer(state, source, class_token=class_token, positions=positions, **rule)
 
 
-def _strip(state: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def _split_backbone(sub: dict) -> tuple[dict, dict]:
-    """Entries of a DINO-family network ``{"[module.]backbone.*", "[module.]head.*"}``: the
-    backbone's tensors (prefixes removed) and the rest (key -> reason it is not used)."""
-    state, rest = {}, {}
-    for key, value in sub.items():
-        k = key.removeprefix("module.")
-        if k.startswith("backbone."):
-            state[k[len("backbone."):]] = value
-        else:
-            rest[key] = ("projection head of pretraining" if k.startswith("head.")
-                         else "not part of the backbone")
-    return state, rest
-
-
-def load_encoder_weights(path: str | os.PathLike, which: str = "teacher") -> LoadedEncoder:
+def load_encoder_weights(path: str | os.PathLike, which: str = "teacher",
+                         family: str | None = None) -> LoadedEncoder:
     """Read any supported checkpoint and return encoder weights in the layout of
     :func:`pretrain.encoder.build_encoder` for the network the file was trained as.
 
     ``which`` selects the teacher (default, as in DINO-family evaluation) or the student where the
-    file holds both. The family and whether the class token is used are decided from the content
-    (keys, nesting, shapes), never from the file name: a ``cls_token`` runs only when
-    ``pos_embed`` has its class slot (``1 + N`` entries); beside an ``N``-entry table (the
-    authors' FLSL release) it is unused and dropped.
+    file holds both. The family (docs/families.md) is decided from the content (keys, nesting,
+    shapes), never from the file name; ``family`` (``--family``) settles files whose content fits
+    several families, which are otherwise refused with an error naming the candidates.
     """
+    from .families import layouts
     path = Path(path)
     source = str(path)
     raw = load_safely(path)
     if which == "student" and not (isinstance(raw, dict) and isinstance(raw.get("student"), dict)):
         raise CheckpointError(f"{source}: holds a single encoder (no 'student' entry), so there is no "
                               "student to choose; --which student applies to training checkpoints")
-    spec, rest, not_read = None, {}, ()
+    hint = None
     if path.suffix == ".safetensors":
         meta = safetensors_metadata(path)
         if "flsl_spec" in meta:
-            return _finish(dict(raw), spec_from_metadata(meta["flsl_spec"], source), "flsl-export", source)
-        fmt, state = "timm", dict(raw)    # a timm / Hugging Face hub file
-    elif not isinstance(raw, dict):
-        raise CheckpointError(f"{source}: unrecognised checkpoint content ({type(raw).__name__})")
-    elif isinstance(raw.get("meta"), dict) and "flsl_spec" in raw["meta"] and isinstance(raw.get(which), dict):
-        fmt = "flsl-train"
+            spec = spec_from_metadata(meta["flsl_spec"], source)
+            if family is not None and family != spec.family:
+                raise CheckpointError(f"{source}: this project's export of a {spec.family} encoder, "
+                                      f"not {family} (drop --family)")
+            return _finish(layouts.Read(dict(raw), spec.family, "flsl-export", {}, spec.positions, {}, ()),
+                           source, spec)
+        hint = "timm"    # a timm / Hugging Face hub file
+    elif isinstance(raw, dict) and isinstance(raw.get("meta"), dict) and "flsl_spec" in raw["meta"] \
+            and isinstance(raw.get(which), dict):
         spec = spec_from_metadata(raw["meta"]["flsl_spec"], source)
-        state, rest = _split_backbone(raw[which])
+        state, rest = layouts._split(raw[which])
         not_read = tuple(sorted(k for k in raw if k != which))
-    elif isinstance(raw.get(which), dict):
-        # DINO-family training state: {"student": DDP "module.*", "teacher", "optimizer", "epoch",
-        # "args", "<method>_loss"}; the loss entry names the method
-        fmt = "ibot" if "ibot_loss" in raw else "dino"
-        sub = raw[which]
-        if any(k.startswith(("module.backbone.", "backbone.")) for k in sub):
-            state, rest = _split_backbone(sub)
-        else:
-            state = {k.removeprefix("module."): v for k, v in sub.items()}
-        not_read = tuple(sorted(k for k in raw if k != which))
-    elif isinstance(raw.get("state_dict"), dict):
-        # iBOT's released backbones (checkpoint_teacher.pth): {"state_dict": ViT state dict}
-        fmt, sub = "ibot", raw["state_dict"]
-        state = _strip(sub, "backbone.") or dict(sub)
-        not_read = tuple(sorted(k for k in raw if k != "state_dict"))
-    elif isinstance(raw.get("model"), dict):
-        fmt, state = "timm", dict(raw["model"])  # DeiT / MAE releases: {"model": timm ViT}
-        not_read = tuple(sorted(k for k in raw if k != "model"))
-    else:
-        # a bare state dict: DINO's released backbones have a class token and no head; timm
-        # classifiers carry "head.weight"
-        fmt, state = ("dino" if "cls_token" in raw and "head.weight" not in raw else "timm"), dict(raw)
-    if "head.weight" in state and fmt != "timm":
-        fmt = "timm"  # a supervised classifier's head: timm-trained
-    if "masked_embed" in state and fmt == "dino":
-        fmt = "ibot"  # the iBOT student's mask embedding
-    return _finish(state, spec, fmt, source, rest, not_read)
+        return _finish(layouts.Read(state, spec.family, "flsl-train", {}, spec.positions, rest, not_read),
+                       source, spec)
+    return _finish(layouts.read(raw, source, which=which, family=family, hint=hint), source)
 
 
 def check_finite(state: dict, source: str) -> None:
@@ -405,6 +305,9 @@ def spec_from_metadata(text, source: str) -> EncoderSpec:
     import json
 
     import timm
+
+    from .encoder import SPEC_STRINGS
+    from .families import FAMILIES
     try:
         d = json.loads(text)
         arch, kwargs = d["arch"], d.get("kwargs", {})
@@ -417,34 +320,38 @@ def spec_from_metadata(text, source: str) -> EncoderSpec:
     allowed = vit_arguments()
     for key, value in kwargs.items():
         numbers = value if isinstance(value, list) else [value]
+        if isinstance(value, str) and value in SPEC_STRINGS.get(key, ()):
+            continue
         if key not in allowed or not numbers or not all(isinstance(v, (int, float)) for v in numbers):
             raise CheckpointError(f"{source}: flsl_spec has an unusable override {key}={value!r}")
     positions = d.get("positions", DEFAULT_POSITIONS)
     if positions not in POSITION_RULES:
         raise CheckpointError(f"{source}: flsl_spec names an unknown position rule {positions!r}")
-    return EncoderSpec.make(arch, positions=positions, **kwargs)
+    fam = d.get("family", "flsl")
+    if fam not in FAMILIES:
+        raise CheckpointError(f"{source}: flsl_spec names an unknown family {fam!r}")
+    return EncoderSpec.make(arch, positions=positions, family=fam, **kwargs)
 
 
-def _finish(state: dict, spec: EncoderSpec | None, fmt: str, source: str, dropped: dict | None = None,
-            not_read: tuple = ()) -> LoadedEncoder:
-    """Drop what the forward pass never uses, decide the class token from the shapes, and settle
-    the spec (given by our metadata, else inferred with the family's position rule)."""
-    dropped = dict(dropped or {})
-    state = dict(state)
+def _finish(read, source: str, spec: EncoderSpec | None = None) -> LoadedEncoder:
+    """Check what the forward pass uses, decide the class token from the shapes, and settle the
+    spec (given by our metadata, else inferred with the family's run rule)."""
+    state, dropped = dict(read.state), dict(read.dropped)
     for key in [k for k, v in state.items() if not torch.is_tensor(v)]:
         dropped[key] = "not a tensor"
         state.pop(key)
-    for key in list(state):
-        why = next((r for p, r in _UNUSED_PREFIXES.items() if key.startswith(p)), None)
-        if why:
-            dropped[key] = why
-            state.pop(key)
+    from .families.layouts import UNUSED_KEYS
+    for key in [k for k in state if k in UNUSED_KEYS or k.startswith(("head.", "fc_norm."))]:
+        dropped[key] = UNUSED_KEYS.get(key, "projection / classification head")
+        state.pop(key)
     check_finite(state, source)
     pos = state.get("pos_embed")
     if pos is None or pos.ndim != 3 or "patch_embed.proj.weight" not in state:
         raise CheckpointError(f"{source}: no ViT encoder found (need patch_embed.proj.weight and a "
                               "[1, N, C] pos_embed)")
     n_pos = int(pos.shape[1])
+    no_embed_class = bool(read.kwargs.get("no_embed_class")) or (spec is not None and bool(
+        dict(spec.kwargs).get("no_embed_class")))
     if spec is not None:
         img = dict(spec.kwargs).get("img_size", 224)
         h, w = (img, img) if isinstance(img, int) else tuple(img)
@@ -459,29 +366,40 @@ def _finish(state: dict, spec: EncoderSpec | None, fmt: str, source: str, droppe
     if slot and "cls_token" not in state:
         raise CheckpointError(f"{source}: pos_embed has a class slot ({n_pos} = 1 + {n_pos - 1} entries) "
                               "but there is no cls_token")
-    if not slot and "cls_token" in state:
+    class_token = slot or (no_embed_class and "cls_token" in state)
+    if not class_token and "cls_token" in state:
         # the authors' FLSL release: DINO's ViT made class-token free after construction
         dropped["cls_token"] = (f"unused: pos_embed has {n_pos} entries (no class slot), the network "
                                 "ran without a class token")
         state.pop("cls_token")
+    fmt = read.layout
     if spec is None:
-        if fmt in ("dino", "ibot") and not slot:
-            fmt = "flsl-authors"
-        spec = infer_spec(state, source, class_token=slot, positions=FAMILY_POSITIONS[fmt])
-    elif spec.class_token != slot:
+        family = read.family
+        if family in ("dino", "ibot") and not slot:
+            family, fmt = "flsl", "flsl-authors"
+        spec = infer_spec(state, source, class_token=class_token, positions=read.positions,
+                          family=family, **read.kwargs)
+    elif spec.class_token != class_token:
         raise CheckpointError(f"{source}: flsl_spec says class_token={spec.class_token}, but pos_embed "
                               f"has {n_pos} entries ({'with' if slot else 'without'} a class slot)")
-    return LoadedEncoder(state, spec, fmt, source, dropped, tuple(not_read))
+    return LoadedEncoder(state, spec, fmt, source, dropped, tuple(read.not_read))
+
+
+def _is_square(n: int) -> bool:
+    return n > 0 and int(round(n ** 0.5)) ** 2 == n
 
 
 def load_pretrained_encoder(path: str | os.PathLike, expect_patch_size: int | None = None,
-                            expect_arch: str | None = None, which: str = "teacher"):
+                            expect_arch: str | None = None, which: str = "teacher",
+                            family: str | None = None):
     """Build the encoder described by the checkpoint and load its weights strictly.
 
-    Returns ``(model, LoadedEncoder)``. Raises :class:`CheckpointError` naming missing, unexpected
-    or mis-shaped keys, or a patch size / architecture different from the one expected.
+    Returns ``(model, LoadedEncoder)``; ``model.flsl_source`` names the file (feature checks
+    quote it). ``family`` settles a file whose content fits several families. Raises
+    :class:`CheckpointError` naming missing, unexpected or mis-shaped keys, or a patch size /
+    architecture different from the one expected.
     """
-    loaded = load_encoder_weights(path, which=which)
+    loaded = load_encoder_weights(path, which=which, family=family)
     if expect_patch_size is not None and loaded.patch_size != expect_patch_size:
         raise CheckpointError(f"{path}: patch size {loaded.patch_size} in the checkpoint, "
                               f"{expect_patch_size} expected")
@@ -490,6 +408,7 @@ def load_pretrained_encoder(path: str | os.PathLike, expect_patch_size: int | No
                               f"{expect_arch} expected")
     model = build_encoder(loaded.spec)
     load_strict(model, loaded.state_dict, str(path))
+    model.flsl_source = str(path)
     return model, loaded
 
 
@@ -516,4 +435,4 @@ def load_strict(model: torch.nn.Module, state: dict, source: str, what: str = "t
 
 __all__ = ["CheckpointError", "save_atomic", "load_safely", "export_encoder", "LoadedEncoder",
            "load_encoder_weights", "load_pretrained_encoder", "load_strict", "infer_spec",
-           "safetensors_metadata", "FAMILY_POSITIONS"]
+           "safetensors_metadata", "spec_from_metadata"]

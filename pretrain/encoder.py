@@ -37,60 +37,121 @@ POSITION_RULES = {
     "dino": "bicubic with scale factor (g + 0.1) / n per axis, no antialiasing",
     # timm's own ViT (``dynamic_img_size`` / checkpoint loading): timm.layers.resample_abs_pos_embed
     "timm": "bicubic to the target size, antialiased (timm.layers.resample_abs_pos_embed)",
+    # the load-time resize of MAE, DeiT III and EVA-02 fine-tuning (their networks take one size)
+    "size": "bicubic to the target size, no antialiasing",
+    # big_vision's resample_posemb (scipy.ndimage.zoom, order 1): SigLIP
+    "corners": "bilinear to the target size with corners aligned (big_vision's zoom)",
 }
 DEFAULT_POSITIONS = "dino"
 
 
+#: spec keywords that are not timm arguments as such, translated when the model is built:
+#: ``norm_eps`` (LayerNorm epsilon of every norm) and ``mlp`` (``"swiglu"``: timm's SwiGLUPacked
+#: with SiLU, which computes DINOv2's fused SwiGLU)
+SPEC_ONLY_KWARGS = ("norm_eps", "mlp")
+#: string values a spec keyword may hold (everything else is a number or a list of numbers)
+SPEC_STRINGS = {"act_layer": ("gelu", "gelu_tanh", "quick_gelu", "silu"), "mlp": ("swiglu",)}
+
+
 @dataclasses.dataclass(frozen=True)
 class EncoderSpec:
-    """What to build: a timm architecture name, keyword overrides and the position rule
-    (JSON-serialisable). ``kwargs`` holds ``("class_token", True)`` for class-token families."""
+    """What to build: a timm architecture name, keyword overrides, the position rule and the
+    checkpoint family whose network it is (JSON-serialisable). ``kwargs`` holds
+    ``("class_token", True)`` for class-token families."""
 
     arch: str = "vit_small_patch16_224"
     kwargs: tuple = ()  # sorted (key, value) pairs, e.g. (("depth", 4), ("img_size", 112))
     positions: str = DEFAULT_POSITIONS  # a key of POSITION_RULES
+    family: str = "flsl"  # a key of pretrain.families.FAMILIES (input normalisation, logs)
 
     def __post_init__(self):
         if self.positions not in POSITION_RULES:
             raise ValueError(f"unknown position rule {self.positions!r} (known: {', '.join(POSITION_RULES)})")
 
     @classmethod
-    def make(cls, arch: str, positions: str = DEFAULT_POSITIONS, **kwargs) -> "EncoderSpec":
+    def make(cls, arch: str, positions: str = DEFAULT_POSITIONS, family: str = "flsl", **kwargs) -> "EncoderSpec":
         if not kwargs.get("class_token", True):
             kwargs.pop("class_token")  # False is the default: one spelling per architecture
-        return cls(arch, tuple(sorted(kwargs.items())), positions)
+        return cls(arch, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())),
+                   positions, family)
 
     @property
     def class_token(self) -> bool:
         """Whether the encoder prepends a class token (it never appears in the outputs)."""
         return bool(dict(self.kwargs).get("class_token", False))
 
+    @property
+    def extra_tokens(self) -> int:
+        """Register / storage tokens between the class token and the patches (never in outputs)."""
+        return int(dict(self.kwargs).get("reg_tokens", 0))
+
     def timm_kwargs(self, **extra) -> dict:
-        return {**FIXED_TIMM_KWARGS, **dict(self.kwargs), **extra}
+        kwargs = {**FIXED_TIMM_KWARGS, **dict(self.kwargs), **extra}
+        return _timm_layers(kwargs)
 
     def describe(self) -> str:
         """How the encoder runs, in words (for logs and reports)."""
+        kw = dict(self.kwargs)
         token = ("class token prepended, dropped from the outputs" if self.class_token
                  else "no class token")
-        return f"{token}; positions for other grids: {self.positions} rule ({POSITION_RULES[self.positions]})"
+        if self.extra_tokens:
+            token += f"; {self.extra_tokens} register tokens, dropped from the outputs"
+        if self.class_token and kw.get("no_embed_class"):
+            token += "; positions added to the patches only"
+        parts = [token]
+        if "init_values" in kw:
+            parts.append("LayerScale")
+        if kw.get("mlp") == "swiglu":
+            parts.append("SwiGLU MLP")
+        if kw.get("act_layer"):
+            parts.append(f"activation {kw['act_layer']}")
+        if kw.get("pre_norm"):
+            parts.append("norm before the blocks")
+        if kw.get("final_norm") is False or kw.get("final_norm") == 0:
+            parts.append("no final norm")
+        parts.append(f"positions for other grids: {self.positions} rule ({POSITION_RULES[self.positions]})")
+        return "; ".join(parts)
 
     def to_json(self) -> str:
         d = {"arch": self.arch, "kwargs": dict(self.kwargs)}
         if self.class_token or self.positions != DEFAULT_POSITIONS:
             d["positions"] = self.positions  # FLSL specs keep the JSON they always had
+        if self.family != "flsl":
+            d["family"] = self.family
         return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "EncoderSpec":
         d = json.loads(text)
-        return cls.make(d["arch"], positions=d.get("positions", DEFAULT_POSITIONS), **d.get("kwargs", {}))
+        return cls.make(d["arch"], positions=d.get("positions", DEFAULT_POSITIONS),
+                        family=d.get("family", "flsl"), **d.get("kwargs", {}))
+
+
+def _timm_layers(kwargs: dict) -> dict:
+    """Spec keywords -> timm ``VisionTransformer`` arguments (layer classes for the keywords of
+    :data:`SPEC_ONLY_KWARGS`)."""
+    import functools
+
+    from timm.layers import SwiGLUPacked
+    kwargs = dict(kwargs)
+    eps = kwargs.pop("norm_eps", None)
+    if eps is not None:
+        kwargs["norm_layer"] = functools.partial(nn.LayerNorm, eps=float(eps))
+    if kwargs.pop("mlp", None) == "swiglu":
+        # DINOv2's SwiGLUFFNFused: w12 -> halves x1, x2 -> silu(x1) * x2 -> w3 (timm's packed layout)
+        kwargs["mlp_layer"] = SwiGLUPacked
+        kwargs["act_layer"] = "silu"
+    for key in ("img_size", "patch_size"):
+        if isinstance(kwargs.get(key), (tuple, list)):
+            kwargs[key] = tuple(kwargs[key])
+    return kwargs
 
 
 def vit_arguments() -> frozenset[str]:
     """Keyword arguments timm's ``VisionTransformer`` takes: the overrides an :class:`EncoderSpec`
     may carry (checked in configs and in exported files' metadata)."""
     import inspect
-    return frozenset(inspect.signature(VisionTransformer.__init__).parameters) - {"self"}
+    return (frozenset(inspect.signature(VisionTransformer.__init__).parameters) - {"self"}) | set(SPEC_ONLY_KWARGS)
 
 
 def sincos_pos_embed_2d(grid_h: int, grid_w: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -131,13 +192,18 @@ def resample_positions(pos_embed: torch.Tensor, old_grid: Sequence[int], new_gri
     if rule == "timm":
         return resample_abs_pos_embed(pos_embed, new_size=[nh, nw], old_size=[oh, ow],
                                       num_prefix_tokens=num_prefix)
-    if rule != "dino":
-        raise ValueError(f"unknown position rule {rule!r}")
     dim = pos_embed.shape[-1]
     table = pos_embed[:, num_prefix:].reshape(1, oh, ow, dim).permute(0, 3, 1, 2)
-    # the 0.1 keeps floor(n * factor) at the wanted size despite rounding (DINO's comment)
-    table = F.interpolate(table, scale_factor=((nh + 0.1) / oh, (nw + 0.1) / ow), mode="bicubic",
-                          align_corners=False)
+    if rule == "dino":
+        # the 0.1 keeps floor(n * factor) at the wanted size despite rounding (DINO's comment)
+        table = F.interpolate(table, scale_factor=((nh + 0.1) / oh, (nw + 0.1) / ow), mode="bicubic",
+                              align_corners=False)
+    elif rule == "size":
+        table = F.interpolate(table, size=(nh, nw), mode="bicubic", align_corners=False)
+    elif rule == "corners":
+        table = F.interpolate(table, size=(nh, nw), mode="bilinear", align_corners=True)
+    else:
+        raise ValueError(f"unknown position rule {rule!r}")
     if tuple(table.shape[-2:]) != (nh, nw):
         raise RuntimeError(f"position table resized to {tuple(table.shape[-2:])}, expected {(nh, nw)}")
     table = table.permute(0, 2, 3, 1).reshape(1, nh * nw, dim)
@@ -150,18 +216,25 @@ class RuledVisionTransformer(VisionTransformer):
     ``forward_intermediates``, :func:`block_outputs`) computes the source family's network."""
 
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch tokens ``[B, h, w, C]`` (or ``[B, N, C]`` on the stored grid) -> ``[B, P + h*w, C]``:
-        class token (if any) prepended, positions of the ``h x w`` grid added."""
+        """Patch tokens ``[B, h, w, C]`` (or ``[B, N, C]`` on the stored grid) ->
+        ``[B, P + h*w, C]``: ``[cls | registers | patches]`` with the positions of the ``h x w``
+        grid added to the patches and, when the table has a class slot (not ``no_embed_class``),
+        to the class token. Registers exist only with ``no_embed_class`` (build_encoder) and get
+        no position, as in DINOv2."""
         if x.ndim == 4:
             b, h, w, c = x.shape
             x = x.reshape(b, h * w, c)
         else:
             h, w = self.patch_embed.grid_size
-        pos = resample_positions(self.pos_embed, self.patch_embed.grid_size, (h, w),
-                                 self.num_prefix_tokens, self.flsl_spec.positions)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        return self.pos_drop(x + pos)
+        slots = 0 if self.no_embed_class else self.num_prefix_tokens
+        pos = resample_positions(self.pos_embed, self.patch_embed.grid_size, (h, w), slots,
+                                 self.flsl_spec.positions)
+        prefix = [t.expand(x.shape[0], -1, -1) for t in (self.cls_token, self.reg_token) if t is not None]
+        if self.no_embed_class:
+            x = torch.cat([*prefix, x + pos], dim=1)
+        else:
+            x = torch.cat([*prefix, x], dim=1) + pos
+        return self.pos_drop(x)
 
 
 def build_encoder(spec: EncoderSpec | str = "vit_small_patch16_224", drop_path_rate: float = 0.0,
@@ -169,27 +242,31 @@ def build_encoder(spec: EncoderSpec | str = "vit_small_patch16_224", drop_path_r
     """Build the encoder (a timm ``VisionTransformer`` running the spec's position rule).
 
     ``model.forward_features(x)`` maps images ``[B, 3, H, W]`` (H, W multiples of the patch size)
-    to the post-LayerNorm tokens ``[B, P + (H/p) * (W/p), C]`` (``P = model.num_prefix_tokens``
-    class tokens first; :func:`encode` drops them). The position embedding, stored for the
-    ``img_size / patch`` grid, is resampled for other grids by the spec's rule. Class-token-free
-    encoders (FLSL) get the fixed sine-cosine table, not trained; class-token encoders keep timm's
-    initialisation until weights are loaded.
+    to the tokens after the final norm (if the family has one) ``[B, P + (H/p) * (W/p), C]``
+    (``P = model.num_prefix_tokens`` class and register tokens first; :func:`encode` drops them).
+    The position embedding, stored for the ``img_size / patch`` grid, is resampled for other grids
+    by the spec's rule. FLSL encoders (class-token free) get the fixed sine-cosine table, not
+    trained; other families keep timm's initialisation until weights are loaded.
     """
     if isinstance(spec, str):
         spec = EncoderSpec.make(spec, **overrides)
     elif overrides:
-        spec = EncoderSpec.make(spec.arch, positions=spec.positions, **{**dict(spec.kwargs), **overrides})
+        spec = EncoderSpec.make(spec.arch, positions=spec.positions, family=spec.family,
+                                **{**dict(spec.kwargs), **overrides})
     try:
         model = timm.create_model(spec.arch, pretrained=False,
                                   **spec.timm_kwargs(drop_path_rate=drop_path_rate))
     except RuntimeError as err:  # unknown model name
         raise ValueError(f"unknown encoder architecture {spec.arch!r}: {err}") from None
-    if type(model) is not VisionTransformer or model.reg_token is not None or model.no_embed_class:
-        raise ValueError(f"{spec.arch}: only plain ViTs (class token or none, positions including "
-                         "its slot, no register tokens) are supported")
+    if type(model) is not VisionTransformer or model.pos_embed is None:
+        raise ValueError(f"{spec.arch}: only timm VisionTransformers with a learned or fixed "
+                         "position table are supported")
+    if model.reg_token is not None and not model.no_embed_class:
+        raise ValueError(f"{spec.arch}: register tokens need no_embed_class=True (registers carry no "
+                         "position; a class slot is folded into the class token when converting)")
     model.__class__ = RuledVisionTransformer  # same module, the family's position step
     model.flsl_spec = spec
-    if not spec.class_token:
+    if spec.family == "flsl" and not spec.class_token:
         gh, gw = model.patch_embed.grid_size
         with torch.no_grad():
             model.pos_embed.copy_(sincos_pos_embed_2d(gh, gw, model.embed_dim))

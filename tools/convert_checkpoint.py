@@ -84,7 +84,7 @@ def _trusted_copy(src: Path, folder: Path) -> Path:
 def main(argv=None) -> int:
     from core.cli import flags
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                parents=[flags("out", "which", "patch_size", required=("out",), which="teacher")])
+                                parents=[flags("out", "which", "patch_size", "family", required=("out",), which="teacher")])
     p.add_argument("src", help="checkpoint to convert (.pth / .pt / .safetensors)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="fully unpickle SRC (runs code from the file: trusted files only)")
@@ -105,7 +105,8 @@ def main(argv=None) -> int:
                     src = _trusted_copy(src, Path(tmp))
                 except Exception as err:  # noqa: BLE001 - reported with the file name
                     raise CheckpointError(f"{args.src}: cannot be read ({err})") from None
-            model, loaded = load_pretrained_encoder(src, expect_patch_size=args.patch_size, which=which)
+            model, loaded = load_pretrained_encoder(src, expect_patch_size=args.patch_size, which=which,
+                                                    family=args.family)
     except CheckpointError as err:  # name the user's file, not the temporary trusted copy
         raise CheckpointError(str(err).replace(str(src), str(args.src))) from None
     export_encoder(model, args.out)

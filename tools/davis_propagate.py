@@ -22,7 +22,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
                                 parents=[flags("checkpoint", "data_root", "out", "split", "patch_size",
-                                               "short_side", "batch_size", "which", "device", "cfg_options",
+                                               "short_side", "batch_size", "which", "device", "cfg_options", "family",
                                                required=("data_root", "out"))])
     p.add_argument("--config", help="MMEngine config with the protocol settings (configs/davis/)")
     p.add_argument("--arch", help="expected ViT family, e.g. vit_small (default vit_small)")
@@ -62,7 +62,8 @@ def main(argv=None) -> int:
     if device.type == "cuda":  # TF32 changes the affinities; DINO's numbers are fp32
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    extractor = load_extractor(s["checkpoint"], s["arch"], s["patch_size"], s["which"]).to(device)
+    extractor = load_extractor(s["checkpoint"], s["arch"], s["patch_size"], s["which"],
+                               family=args.family).to(device)
     print(f"encoder: {s['checkpoint']} ({extractor.rule} rule, patch {extractor.patch_size}, "
           f"width {extractor.embed_dim}); context 1+{params.n_last_frames}, radius "
           f"{params.neighborhood}, top-{params.topk}, temperature {params.temperature}; {device}")

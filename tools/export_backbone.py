@@ -19,7 +19,7 @@ from core.files import check_output_path
 def main(argv=None) -> int:
     from core.cli import flags
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                parents=[flags("out", "which", required=("out",), which="teacher")])
+                                parents=[flags("out", "which", "family", required=("out",), which="teacher")])
     p.add_argument("source", help="work dir (uses latest.pth) or a training checkpoint")
     args = p.parse_args(argv)
     from pretrain.checkpoint import CheckpointError, export_encoder, load_pretrained_encoder
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     if not str(args.out).endswith(".safetensors"):
         raise CheckpointError(f"{args.out} (--out): must end with .safetensors")
     check_output_path(args.out, [src])
-    model, loaded = load_pretrained_encoder(src, which=args.which)
+    model, loaded = load_pretrained_encoder(src, which=args.which, family=args.family)
     export_encoder(model, args.out)
     print(f"exported {args.which} encoder ({loaded.spec.arch}, "
           f"{dict(loaded.spec.kwargs) or 'default size'}, format {loaded.format}) to {args.out}")

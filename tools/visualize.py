@@ -32,7 +32,7 @@ from pathlib import Path
 def parse_args(argv=None):
     from core.cli import flags, positive_int
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                parents=[flags("checkpoint", "out", "short_side", "seed", "which",
+                                parents=[flags("checkpoint", "out", "short_side", "seed", "which", "family",
                                                required=("checkpoint",), out="work_dirs/figures",
                                                short_side=224, seed=0, which="teacher")])
     p.add_argument("images", nargs="+", help="image files")
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     check_output_path(args.out, [args.checkpoint, *args.compare, *args.images])
     models = []
     for ckpt in [args.checkpoint, *args.compare]:
-        model, loaded = load_pretrained_encoder(ckpt, which=args.which)
+        model, loaded = load_pretrained_encoder(ckpt, which=args.which, family=args.family)
         print(f"encoder {loaded.spec.arch} (format {loaded.format}, patch {patch_size(model)}) from {ckpt}")
         models.append(model)
     p = patch_size(models[0])

@@ -113,11 +113,11 @@ def _check_expected(path, spec_arch: str, patch: int, arch: str | None, patch_si
 
 
 def load_extractor(checkpoint: str | Path, arch: str | None = None, patch_size: int | None = None,
-                   which: str = "teacher") -> FeatureExtractor:
+                   which: str = "teacher", family: str | None = None) -> FeatureExtractor:
     """Build the encoder of ``checkpoint`` (any format of :mod:`pretrain.checkpoint`) as the network
     it was trained as, and wrap it. ``arch`` (``vit_small`` ...) and ``patch_size``, when given,
     must match the checkpoint."""
-    model, loaded = load_pretrained_encoder(checkpoint, which=which)
+    model, loaded = load_pretrained_encoder(checkpoint, which=which, family=family)
     _check_expected(checkpoint, loaded.spec.arch, loaded.patch_size, arch, patch_size)
     return FeatureExtractor(model, source=str(checkpoint))
 
