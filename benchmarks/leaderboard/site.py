@@ -288,7 +288,8 @@ def board_table(board: Board, rows: list, up: str, caption: str, with_paper: boo
     heads.append(("runs", ""))
     th = "".join(f'<th scope="col" class="{cls}"><button type="button" data-col="{i}">{e(h)}</button></th>'
                  for i, (h, cls) in enumerate(heads))
-    out = [f'<div class="scroll"><table class="sortable" data-board="{e(board.slug)}"><caption>{e(caption)}</caption>'
+    out = [f'<div class="scroll"><table class="sortable" data-board="{e(board.slug)}" '
+           f'data-benchmark="{e(board.benchmark)}" data-dataset="{e(board.dataset)}"><caption>{e(caption)}</caption>'
            f'<thead><tr>{th}</tr></thead><tbody>']
     for r in rows:
         paper = board.paper.get(r.paper_row, {}) if r.paper_row else {}
