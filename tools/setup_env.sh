@@ -27,10 +27,29 @@ MMCV_VERSION=2.1.0
 STAMP="$VENV/.flsl-setup-stamp"
 want_stamp="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" "$0" | sha256sum | cut -c1-16)"
 
+log() { echo "[setup_env] $*" >&2; }
+
+# The leaderboard's browser tests drive a real headless Chromium (Debian's packages); checked on
+# every call, installed only when missing (as root, one installer at a time), else a clear message.
+no_browser() { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; }
+if no_browser; then
+  exec 8>"$ROOT/.venv.lock"
+  flock 8
+  if no_browser && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium and chromium-driver (apt-get) for the leaderboard's browser tests"
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+      || log "could not install chromium / chromium-driver: the browser tests fail under CI without them"
+  elif no_browser; then
+    log "chromium / chromium-driver missing: install them (sudo apt-get install chromium chromium-driver) for the leaderboard's browser tests"
+  fi
+  flock -u 8
+  exec 8>&-
+fi
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
   exit 0
 fi
-log() { echo "[setup_env] $*" >&2; }
 
 # One set-up at a time (tests and tools may start several at once): wait for the lock, then
 # re-check, since the holder may have finished the job.
