@@ -55,6 +55,8 @@ def resolve_layers(spec, depth: int) -> list[int]:
     """Block indices (0-based) of ``spec``: ``"last"``, ``"last4"`` (the last four blocks),
     ``"depth4"`` (DINOv2's depth-probe layers: :data:`DEPTH_LAYERS`, else the ends of the four
     quarters) or an explicit list (negative counts from the end)."""
+    if spec in ("last4", "depth4") and depth < 4:
+        raise FLSLError(f"model.layers={spec!r}: needs four blocks, the encoder has {depth}")
     if spec == "last":
         return [depth - 1]
     if spec == "last4":

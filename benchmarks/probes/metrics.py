@@ -38,7 +38,7 @@ def iou_hungarian(conf: torch.Tensor) -> dict:
     """open-hummingbird-eval's ``PredsmIoU``: predictions matched to truth classes by a Hungarian
     assignment maximising IoU (unmatched predicted classes count as class 0), then per class
     ``TP / (TP + FP + FN)`` of the remapped predictions and their mean over **all** rows
-    (a class with no pixels at all scores 0), in percent. ``conf`` ``[K, K]`` (rows truth)."""
+    (a class with no pixels at all scores 0), in percent; ``mapping`` = predicted -> truth class. ``conf`` ``[K, K]`` (rows truth)."""
     from scipy.optimize import linear_sum_assignment
     c = conf.double()
     score = c / (c.sum(1, keepdim=True) + c.sum(0, keepdim=True) - c).clamp_min(1e-8)
@@ -51,7 +51,8 @@ def iou_hungarian(conf: torch.Tensor) -> dict:
     fp = remapped.sum(0) - tp
     fn = remapped.sum(1) - tp
     iou = tp / (tp + fp + fn).clamp_min(1e-8)
-    return {"mIoU": float(iou.mean() * 100), "IoU": [float(v * 100) for v in iou.tolist()]}
+    return {"mIoU": float(iou.mean() * 100), "IoU": [float(v * 100) for v in iou.tolist()],
+            "mapping": mapping.tolist()}
 
 
 # ----------------------------------------------------------------------------- depth

@@ -25,7 +25,8 @@ RESULTS = "probe_results.json"
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "probes"
 #: protocol name -> its module in this package (each has ``run(cfg, enc, root, cache_root, log, save_pred)``)
 PROTOCOLS = {"linear": "linear", "linear_ms": "linear", "hummingbird": "hummingbird",
-             "depth_lin1": "depth", "depth_lin4": "depth", "correspondence": "correspondence"}
+             "depth_lin1": "depth", "depth_lin4": "depth", "correspondence": "correspondence",
+             "correspondence_dift": "correspondence"}
 
 
 def config_path(protocol: str, dataset: str) -> Path:
