@@ -222,13 +222,6 @@ def boundaries(stack: Stack) -> np.ndarray:
     return b
 
 
-def row_mask(nw: int, width: int) -> np.ndarray:
-    """``[nw]`` words with the bits of pixels ``0..width-1`` set."""
-    bits = np.zeros(nw * WORD, dtype=bool)
-    bits[:width] = True
-    return np.packbits(bits, bitorder="little").view("<u8").copy()
-
-
 def popcount(a: np.ndarray) -> np.ndarray:
     """Set bits of each ``uint64`` word (SWAR), as ``uint64``."""
     a = a - ((a >> _ONE) & _M1)
@@ -249,4 +242,4 @@ def block_counts(a: np.ndarray, stack: Stack) -> np.ndarray:
 
 
 __all__ = ["Stack", "pack_blocks", "pack_bytes", "shift", "dilate_disk", "disk_staircase", "boundaries",
-           "popcount", "block_counts", "words_per_row", "row_mask"]
+           "popcount", "block_counts", "words_per_row"]

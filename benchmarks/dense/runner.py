@@ -152,13 +152,13 @@ def record_backbone_structure(cfg) -> None:
     """Write how the FLSLViT encoder runs (``class_token``, ``positions``, stored grid as
     ``encoder_kwargs.img_size``), read from its ``init_cfg`` checkpoint, into ``cfg``: the config
     MMEngine saves with every checkpoint then rebuilds the same network for testing."""
-    from .backbone import resolve_structure
+    from .backbone import STRUCTURE_KEYS, resolve_structure
     backbone = cfg.model.get("backbone")
     if not backbone or backbone.get("type") != "FLSLViT":
         return
     plain = backbone.to_dict() if hasattr(backbone, "to_dict") else dict(backbone)
     resolved = resolve_structure(plain)
-    for key in ("class_token", "positions", "encoder_kwargs"):
+    for key in STRUCTURE_KEYS:
         if resolved.get(key) is not None:
             cfg.model.backbone[key] = resolved[key]
 
@@ -189,7 +189,8 @@ def _structure_of_trained(checkpoint: str) -> dict | None:
     backbone = (meta["config"].get("model") or {}).get("backbone") if meta else None
     if not backbone or backbone.get("class_token") is None:
         return None
-    return {k: backbone.get(k) for k in ("class_token", "positions", "encoder_kwargs")}
+    from .backbone import STRUCTURE_KEYS
+    return {k: backbone.get(k) for k in STRUCTURE_KEYS}
 
 
 def prepare_train(cfg, config_path: str, work_dir: str | None = None, launcher: str = "none",
