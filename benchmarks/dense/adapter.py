@@ -13,6 +13,12 @@ level  patch 16 (input stride 16)                                 patch 8 (input
 4      max-pool 2x2/2 (32)                                        max-pool 4x4/4 (32)
 =====  =========================================================  ==============================
 
+Any other patch size ``p`` (14 for DINOv2, EVA-02, CLIP-L/14; 32 ...) has no integer ratio to
+every stride, so its maps are first resized bilinearly from the ``ceil(H/p) x ceil(W/p)`` token
+grid to the ``ceil(H/16) x ceil(W/16)`` grid of stride 16 and then take the patch-16 column:
+every level lands exactly on the grid the FPN, the anchors and the RoI extractor assume for its
+stride, and the learned layers are the patch-16 ones (docs/dense.md, "Any patch size").
+
 :class:`SingleScaleLayout` is the authors' released segmentation layout: no adapter, all four
 outputs stay at the patch stride.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from core.dist import is_distributed
@@ -52,32 +59,40 @@ class MultiScaleAdapter(nn.Module):
 
     Args:
         channels: ViT width ``C``.
-        patch_size: 16 or 8 (pixels).
+        patch_size: any patch side; 16 and 8 map natively, others through the stride-16 grid.
         norm: normalisation between the two deconvolutions of the patch-16 level 1 (see
             :func:`norm_layer`).
     """
 
     def __init__(self, channels: int, patch_size: int, norm: str = "auto"):
         super().__init__()
-        if patch_size == 16:
-            levels = [nn.Sequential(_deconv(channels), norm_layer(norm, channels), nn.GELU(),
-                                    _deconv(channels)),
-                      _deconv(channels),
-                      nn.Identity(),
-                      nn.MaxPool2d(kernel_size=2, stride=2)]
-        elif patch_size == 8:
+        if patch_size == 8:
             levels = [_deconv(channels),
                       nn.Identity(),
                       nn.MaxPool2d(kernel_size=2, stride=2),
                       nn.MaxPool2d(kernel_size=4, stride=4)]
         else:
-            raise ValueError(f"the multi-scale adapter is defined for patch 16 and 8, not {patch_size}")
+            levels = [nn.Sequential(_deconv(channels), norm_layer(norm, channels), nn.GELU(),
+                                    _deconv(channels)),
+                      _deconv(channels),
+                      nn.Identity(),
+                      nn.MaxPool2d(kernel_size=2, stride=2)]
+        self.patch_size = int(patch_size)
+        self.resample_to_16 = patch_size not in (8, 16)
         self.levels = nn.ModuleList(levels)
         self.strides = (4, 8, 16, 32)
 
-    def forward(self, maps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    def forward(self, maps: Sequence[torch.Tensor], image_size: tuple[int, int] | None = None) -> tuple[torch.Tensor, ...]:
+        """``maps`` at the patch stride; ``image_size`` ``(H, W)`` (pixels, before padding to the
+        patch) sets the stride-16 grid ``ceil(H/16) x ceil(W/16)`` for patch sizes other than 8
+        and 16 (default: the maps' grid times ``p / 16``, rounded up)."""
         if len(maps) != len(self.levels):
             raise ValueError(f"the adapter takes {len(self.levels)} maps, got {len(maps)}")
+        if self.resample_to_16:
+            h, w = image_size if image_size is not None else (
+                maps[0].shape[-2] * self.patch_size, maps[0].shape[-1] * self.patch_size)
+            grid = (-(-h // 16), -(-w // 16))
+            maps = [F.interpolate(x, size=grid, mode="bilinear", align_corners=False) for x in maps]
         return tuple(level(x) for level, x in zip(self.levels, maps))
 
 
@@ -88,7 +103,7 @@ class SingleScaleLayout(nn.Module):
         super().__init__()
         self.strides = (patch_size,) * 4
 
-    def forward(self, maps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    def forward(self, maps: Sequence[torch.Tensor], image_size=None) -> tuple[torch.Tensor, ...]:
         return tuple(maps)
 
 

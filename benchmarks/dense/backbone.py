@@ -56,26 +56,43 @@ def num_heads_of(spec: EncoderSpec) -> int:
     return int(probe.blocks[0].attn.num_heads)
 
 
-def checkpoint_structure(path: str, which: str = "teacher") -> dict:
-    """How the encoder in ``path`` runs, as FLSLViT arguments: ``class_token``, ``positions`` and
-    ``img_size`` (pixels of the stored position grid, at the checkpoint's patch size)."""
-    spec = load_encoder_weights(path, which=which).spec
-    return dict(class_token=spec.class_token, positions=spec.positions,
-                img_size=dict(spec.kwargs).get("img_size", 224))
+#: backbone arguments that record how the encoder runs (written into the saved config)
+STRUCTURE_KEYS = ("arch", "family", "class_token", "positions", "encoder_kwargs")
+
+
+def checkpoint_structure(path: str, which: str = "teacher", family: str | None = None) -> dict:
+    """How the encoder in ``path`` runs, as FLSLViT arguments: ``arch``, ``family``,
+    ``class_token``, ``positions`` and ``encoder_kwargs`` (the rest of its spec: stored grid as
+    ``img_size``, registers, LayerScale, activation, norms ...)."""
+    spec = load_encoder_weights(path, which=which, family=family).spec
+    kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.kwargs if k != "class_token"}
+    kwargs.setdefault("img_size", 224)
+    return dict(arch=spec.arch, family=spec.family, class_token=spec.class_token,
+                positions=spec.positions, encoder_kwargs=kwargs)
 
 
 def resolve_structure(backbone: dict) -> dict:
-    """``backbone`` (an FLSLViT config dict) with ``class_token``, ``positions`` and
-    ``encoder_kwargs.img_size`` filled in from its ``init_cfg`` checkpoint when they are not set
-    and the file exists (unchanged otherwise)."""
+    """``backbone`` (an FLSLViT config dict) with :data:`STRUCTURE_KEYS` filled in from its
+    ``init_cfg`` checkpoint when ``class_token`` is not set and the file exists (unchanged
+    otherwise). The config's own ``encoder_kwargs`` (e.g. ``drop_path_rate`` is separate) are
+    kept where the checkpoint does not set them; a given ``arch`` must agree with the file's
+    width and patch size."""
     backbone = dict(backbone)
     init = backbone.get("init_cfg") or {}
     path = init.get("checkpoint") if isinstance(init, dict) else None
     if backbone.get("class_token") is not None or not path or not Path(path).is_file():
         return backbone
-    found = checkpoint_structure(path, init.get("which", "teacher"))
-    backbone["class_token"], backbone["positions"] = found["class_token"], found["positions"]
-    backbone["encoder_kwargs"] = {**dict(backbone.get("encoder_kwargs") or {}), "img_size": found["img_size"]}
+    found = checkpoint_structure(path, init.get("which", "teacher"), backbone.get("family"))
+    given = backbone.get("arch")
+    if given and given != found["arch"]:
+        want, got = build_encoder(given, depth=1), build_encoder(EncoderSpec.make(
+            found["arch"], **{k: v for k, v in found["encoder_kwargs"].items() if k != "depth"}), depth=1)
+        if (want.embed_dim, patch_size(want)) != (got.embed_dim, patch_size(got)):
+            raise CheckpointError(f"{path}: holds a ViT of width {got.embed_dim} and patch {patch_size(got)}, "
+                                  f"the backbone's arch {given} has width {want.embed_dim} and patch "
+                                  f"{patch_size(want)} (omit arch to take the checkpoint's)")
+    backbone.update({k: found[k] for k in ("arch", "family", "class_token", "positions")})
+    backbone["encoder_kwargs"] = {**dict(backbone.get("encoder_kwargs") or {}), **found["encoder_kwargs"]}
     return backbone
 
 
@@ -84,32 +101,40 @@ class FLSLViT(BaseModule):
     right/bottom to a multiple of the patch size), output a tuple of four ``[B, C, h_i, w_i]`` maps.
 
     Args:
-        arch: timm architecture, e.g. ``vit_small_patch16_224`` or ``vit_small_patch8_224``.
+        arch: timm architecture, e.g. ``vit_small_patch16_224``; ``None`` (default) takes the
+            ``init_cfg`` checkpoint's (``vit_small_patch16_224`` without a checkpoint).
         out_indices: four 0-based block indices whose outputs feed the pyramid.
         drop_path_rate: stochastic depth rate of the last block (timm's linear rule).
         frozen_stages: -1 trains everything; 0 freezes the patch and position embeddings; ``k > 0``
             also freezes blocks ``0..k-1``.
-        adapter: ``'multiscale'`` (strides 4/8/16/32, docs/dense.md) or ``'single_scale'`` (the authors'
-            released segmentation layout: all four maps at the patch stride).
+        adapter: ``'multiscale'`` (strides 4/8/16/32 from any patch size, docs/dense.md) or
+            ``'single_scale'`` (the authors' released segmentation layout: all four maps at the
+            patch stride).
         norm: BatchNorm of the adapter: ``'auto'`` (SyncBN in multi-GPU jobs, BN otherwise),
             ``'BN'`` or ``'SyncBN'``.
         encoder_kwargs: extra timm arguments (e.g. ``dict(depth=2)`` for tiny test models;
             ``img_size`` sets the stored position grid).
         train_pos_embed: fine-tune the position embedding (weight decay 0 through the config's
             ``paramwise_cfg``); it is fixed sine-cosine during FLSL pretraining.
-        class_token: whether the encoder prepends a class token; ``None`` (default) takes it,
-            ``positions`` and the stored grid from the ``init_cfg`` checkpoint (class-token free,
-            DINO rule, when there is none).
-        positions: position rule for other grids (``'dino'`` or ``'timm'``,
-            :data:`pretrain.encoder.POSITION_RULES`); ``None``: with ``class_token``.
+        class_token: whether the encoder prepends a class token; ``None`` (default) takes it and
+            the rest of the run rule (family, positions, registers, LayerScale ...) from the
+            ``init_cfg`` checkpoint (class-token free, DINO rule, when there is none).
+        positions: position rule for other grids (:data:`pretrain.encoder.POSITION_RULES`);
+            ``None``: with ``class_token``.
+        family: checkpoint family (docs/families.md) for a file whose content fits several
+            (e.g. ``'dino'`` for a bare DINO backbone); ``None``: decided from the content.
+        num_heads: attention heads; ``None`` (default) as trained. The FLSL authors' and
+            SelfPatch's COCO configs built ViT-S with 8 heads (384 = 8 x 48) although it was
+            trained with 6 x 64: ``num_heads=8`` reproduces that protocol, with a warning.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH, which='teacher')`` or None (random
             encoder, with a warning).
     """
 
-    def __init__(self, arch: str = "vit_small_patch16_224", out_indices: Sequence[int] = (3, 5, 7, 11),
+    def __init__(self, arch: str | None = None, out_indices: Sequence[int] = (3, 5, 7, 11),
                  drop_path_rate: float = 0.0, frozen_stages: int = -1, adapter: str = "multiscale",
                  norm: str = "auto", encoder_kwargs: dict | None = None, train_pos_embed: bool = True,
                  class_token: bool | None = None, positions: str | None = None,
+                 family: str | None = None, num_heads: int | None = None,
                  init_cfg: dict | None = None):
         if init_cfg is not None and (not isinstance(init_cfg, dict) or init_cfg.get("type") != "Pretrained"):
             raise ValueError(f"FLSLViT init_cfg must be dict(type='Pretrained', checkpoint=PATH) or "
@@ -117,15 +142,28 @@ class FLSLViT(BaseModule):
         if positions is not None and positions not in POSITION_RULES:
             raise ValueError(f"unknown positions {positions!r}: choose one of {tuple(POSITION_RULES)}")
         super().__init__(init_cfg=init_cfg)
-        resolved = resolve_structure(dict(class_token=class_token, positions=positions,
-                                          encoder_kwargs=encoder_kwargs, init_cfg=init_cfg))
-        spec = EncoderSpec.make(arch, positions=resolved["positions"] or "dino",
-                                class_token=bool(resolved["class_token"]),
-                                **dict(resolved["encoder_kwargs"] or {}))
+        resolved = resolve_structure(dict(arch=arch, family=family, class_token=class_token,
+                                          positions=positions, encoder_kwargs=encoder_kwargs,
+                                          init_cfg=init_cfg))
+        kwargs = dict(resolved["encoder_kwargs"] or {})
+        self.family = resolved.get("family") or "flsl"
+        self.arch = resolved.get("arch") or "vit_small_patch16_224"
+        spec = EncoderSpec.make(self.arch, positions=resolved["positions"] or "dino", family=self.family,
+                                class_token=bool(resolved["class_token"]), **kwargs)
+        self.trained_heads = num_heads_of(spec)
+        self.num_heads = int(num_heads) if num_heads is not None else self.trained_heads
+        if self.num_heads != self.trained_heads:
+            spec = EncoderSpec.make(spec.arch, positions=spec.positions, family=spec.family,
+                                    **{**dict(spec.kwargs), "num_heads": self.num_heads})
         self.encoder = build_encoder(spec, drop_path_rate=drop_path_rate)
-        self.arch = arch
         self.patch_size = patch_size(self.encoder)
         self.embed_dim = int(self.encoder.embed_dim)
+        if self.num_heads != self.trained_heads:
+            print_log(f"FLSLViT: num_heads={self.num_heads} splits the {self.embed_dim} channels "
+                      f"{self.num_heads} x {self.embed_dim // self.num_heads} instead of the "
+                      f"{self.trained_heads} x {self.embed_dim // self.trained_heads} the encoder was "
+                      "trained with: the FLSL authors' / SelfPatch COCO protocol, NOT the network as "
+                      "trained", logger="current", level=logging.WARNING)
         depth = len(self.encoder.blocks)
         self.out_indices = tuple(int(i) for i in out_indices)
         if len(self.out_indices) != 4 or any(not 0 <= i < depth for i in self.out_indices):
@@ -157,8 +195,9 @@ class FLSLViT(BaseModule):
     def _freeze(self) -> None:
         if self.frozen_stages >= 0:
             self.encoder.pos_embed.requires_grad_(False)
-            if self.encoder.cls_token is not None:
-                self.encoder.cls_token.requires_grad_(False)
+            for token in (self.encoder.cls_token, self.encoder.reg_token):
+                if token is not None:
+                    token.requires_grad_(False)
         for m in self._frozen_modules():
             m.eval()
             m.requires_grad_(False)
@@ -177,21 +216,22 @@ class FLSLViT(BaseModule):
         cfg = dict(self.init_cfg or {})
         checkpoint = cfg.get("checkpoint")
         if checkpoint:
-            self.load_pretrained(checkpoint, which=cfg.get("which", "teacher"))
+            self.load_pretrained(checkpoint, which=cfg.get("which", "teacher"), family=self.family)
         else:
             print_log("FLSLViT: no pretrained checkpoint (init_cfg.checkpoint is empty): the "
                       "encoder starts from random weights", logger="current", level=logging.WARNING)
         self._is_init = True
 
-    def load_pretrained(self, path: str, which: str = "teacher") -> LoadedEncoder:
-        """Load encoder weights from ``path`` (any supported format); returns what was read.
+    def load_pretrained(self, path: str, which: str = "teacher", family: str | None = None) -> LoadedEncoder:
+        """Load encoder weights from ``path`` (any supported family); returns what was read.
 
         Raises :class:`CheckpointError` on a patch size or head count different from this
-        backbone's, on a checkpoint that runs differently from the encoder built (class token,
-        stored grid, position rule: build the backbone from the checkpoint through ``init_cfg``),
-        or on missing / unexpected / mis-shaped encoder tensors.
+        backbone's (unless ``num_heads`` was set on purpose), on a checkpoint that runs differently
+        from the encoder built (class token, registers, stored grid, position rule ...: build the
+        backbone from the checkpoint through ``init_cfg``), or on missing / unexpected /
+        mis-shaped encoder tensors.
         """
-        loaded = load_encoder_weights(path, which=which)
+        loaded = load_encoder_weights(path, which=which, family=family)
         if loaded.patch_size != self.patch_size:
             raise CheckpointError(f"{path}: patch size {loaded.patch_size} in the checkpoint, but the "
                                   f"backbone {self.arch} has patch size {self.patch_size}")
@@ -200,7 +240,7 @@ class FLSLViT(BaseModule):
             ckpt_heads = num_heads_of(loaded.spec)
         except ValueError as err:
             raise CheckpointError(f"{path}: cannot build the checkpoint's architecture: {err}") from None
-        if ckpt_heads != own_heads:
+        if ckpt_heads != own_heads and own_heads == self.trained_heads:
             raise CheckpointError(f"{path}: the checkpoint's architecture ({loaded.spec.arch}) has "
                                   f"{ckpt_heads} attention heads, the backbone {own_heads}; the qkv "
                                   "weights would be split differently: set the backbone's heads to "
@@ -208,22 +248,24 @@ class FLSLViT(BaseModule):
         own, theirs = self.encoder.flsl_spec, loaded.spec
         own_grid = tuple(self.encoder.patch_embed.grid_size)
         pos = loaded.state_dict["pos_embed"]
-        their_tokens = pos.shape[1] - int(theirs.class_token)
-        if (own.class_token, own.positions) != (theirs.class_token, theirs.positions) \
-                or their_tokens != own_grid[0] * own_grid[1]:
+        their_tokens = pos.shape[1] - (0 if dict(theirs.kwargs).get("no_embed_class") else int(theirs.class_token))
+
+        def rule(spec):  # what decides the computation, besides the weights and the head split
+            return (spec.class_token, spec.positions,
+                    {k: v for k, v in spec.kwargs if k not in ("num_heads", "img_size", "class_token")})
+        if rule(own) != rule(theirs) or their_tokens != own_grid[0] * own_grid[1]:
             raise CheckpointError(
                 f"{path}: runs as {theirs.describe()} with {their_tokens} stored positions; the backbone "
                 f"was built as {own.describe()} with a {own_grid[0]}x{own_grid[1]} grid. Build it from "
-                "the checkpoint (init_cfg=dict(type='Pretrained', checkpoint=PATH), or class_token, "
-                "positions and encoder_kwargs.img_size as the checkpoint's)")
+                "the checkpoint (init_cfg=dict(type='Pretrained', checkpoint=PATH) without class_token)")
         load_strict(self.encoder, loaded.state_dict, str(path))
+        self.encoder.flsl_source = str(path)
         adapter_tensors = len(self.adapter.state_dict())
-        dropped = ", ".join(f"{k} ({why})" for k, why in sorted(loaded.dropped.items())) or "nothing"
         print_log(f"FLSLViT: loaded all {len(loaded.state_dict)} encoder tensors from {path} "
-                  f"({loaded.spec.arch}, patch {loaded.patch_size}, {ckpt_heads} heads, "
+                  f"({loaded.spec.arch}, patch {loaded.patch_size}, {own_heads} heads, "
                   f"{loaded.describe()}, stored grid {own_grid[0]}x{own_grid[1]}); not in the "
                   f"checkpoint, initialised from scratch: adapter ({adapter_tensors} tensors), neck and "
-                  f"heads; ignored from the checkpoint: {dropped}", logger="current")
+                  "heads", logger="current")
         return loaded
 
     # ------------------------------------------------------------------------------ forward
@@ -237,7 +279,7 @@ class FLSLViT(BaseModule):
         gh, gw = (h + pad_h) // p, (w + pad_w) // p
         tokens = block_outputs(self.encoder, images, self.out_indices)  # patch tokens only
         maps = [t.transpose(1, 2).reshape(b, self.embed_dim, gh, gw) for t in tokens]
-        return self.adapter(maps)
+        return self.adapter(maps, (h, w))
 
 
 def register_in_frameworks() -> list[str]:
@@ -259,5 +301,5 @@ def register_in_frameworks() -> list[str]:
 
 REGISTERED_IN = register_in_frameworks()
 
-__all__ = ["FLSLViT", "ADAPTERS", "num_heads_of", "checkpoint_structure", "resolve_structure",
+__all__ = ["FLSLViT", "ADAPTERS", "STRUCTURE_KEYS", "num_heads_of", "checkpoint_structure", "resolve_structure",
            "register_in_frameworks", "REGISTERED_IN"]
