@@ -67,8 +67,13 @@ ABLATION_EPOCHS = 100
 _C = 384 ** 0.5
 
 
+#: the authors' lr warm-up is a fraction of the run (their --warmup_epochs 0.1): 10 of 100 epochs
+ABLATION_WARMUP_EPOCHS = int(0.1 * ABLATION_EPOCHS)
+
+
 def _ablation(name: str, *options: str) -> Pretraining:
-    return Pretraining(f"ablation_{name}", FLSL_S16.config, (f"train.epochs={ABLATION_EPOCHS}", *options))
+    return Pretraining(f"ablation_{name}", FLSL_S16.config,
+                       (f"train.epochs={ABLATION_EPOCHS}", f"optim.warmup_epochs={ABLATION_WARMUP_EPOCHS}", *options))
 
 
 ABLATIONS = {
