@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.constants import IMAGENET_MEAN, IMAGENET_STD
+from core.normalise import normalise, normalise_affine
 
 JITTER_P = 0.8
 BRIGHTNESS = (0.6, 1.4)     # ColorJitter(brightness=0.4)
@@ -234,8 +234,7 @@ def apply(x: np.ndarray, params: PhotometricParams) -> np.ndarray:
     return x
 
 
-_SCALE = 1.0 / (255.0 * torch.tensor(IMAGENET_STD)).view(3, 1, 1)
-_SHIFT = -(torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)).view(3, 1, 1)
+_SCALE, _SHIFT = normalise_affine()
 
 
 def to_normalized(x: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -353,9 +352,7 @@ def apply_batch(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tenso
         blurred = _blur_t(y, radius)
         y = torch.where((params["blur_radius"] > 0).view(-1, 1, 1, 1), blurred, y)
     y = torch.where(params["solarize"].view(-1, 1, 1, 1) & (y >= SOLARIZE_THRESHOLD), 255 - y, y)
-    mean = torch.tensor(IMAGENET_MEAN, device=dev).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=dev).view(1, 3, 1, 1)
-    return (y / 255.0 - mean) / std
+    return normalise(y)
 
 
 __all__ = ["PhotometricParams", "sample_params", "apply", "apply_batch", "pack", "to_normalized",

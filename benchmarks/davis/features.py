@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from core.constants import DINO_DAVIS_STD, IMAGENET_MEAN
+from core.normalise import normalise
 
 from pretrain.checkpoint import CheckpointError, load_pretrained_encoder
 from pretrain.encoder import encode
@@ -64,10 +65,8 @@ def read_frame(path: str | Path, short_side: int = 480, multiple: int = 64) -> t
     h0, w0 = img.shape[:2]
     h, w = resized_size(h0, w0, short_side, multiple)
     img = cv2.resize(img, (w, h))
-    x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float() / 255.0
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)[:, None, None]
-    std = torch.tensor(DINO_DAVIS_STD, dtype=torch.float32)[:, None, None]
-    return (x - mean) / std, (h0, w0)
+    x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))
+    return normalise(x, IMAGENET_MEAN, DINO_DAVIS_STD), (h0, w0)
 
 
 # ------------------------------------------------------------------------------------ encoders
