@@ -31,8 +31,8 @@ from synthetic.images import SHAPES, random_scene, shape_mask, texture
 
 def _palette_png(labels: np.ndarray, path: Path) -> None:
     from benchmarks.probes.run import palette
-    im = Image.fromarray(labels.astype(np.uint8), mode="P")
-    im.putpalette(palette())
+    im = Image.fromarray(labels.astype(np.uint8))
+    im.putpalette(palette())                    # grey -> palette image
     im.save(path)
 
 

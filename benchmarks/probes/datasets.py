@@ -59,7 +59,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """``[H, W, 3]`` uint8 RGB."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))
     except (OSError, ValueError) as err:
         raise ProbeDataError(f"{path}: cannot read image ({err})") from None
 
@@ -70,7 +70,7 @@ def read_label(path: str | Path) -> np.ndarray:
         with Image.open(path) as im:
             if im.mode not in ("P", "L"):
                 raise ProbeDataError(f"{path}: label map of mode {im.mode}, expected a palette or 8-bit grey PNG")
-            return np.asarray(im)
+            return np.array(im)
     except OSError as err:
         raise ProbeDataError(f"{path}: cannot read label map ({err})") from None
 

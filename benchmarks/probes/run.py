@@ -63,8 +63,8 @@ def prediction_writer(folder: Path):
     def write(image_id: str, array: np.ndarray) -> None:
         path = folder / f"{image_id}.png"
         if array.dtype == np.uint8:
-            im = Image.fromarray(array, mode="P")
-            im.putpalette(pal)
+            im = Image.fromarray(array)
+            im.putpalette(pal)                  # an 8-bit grey image becomes a palette image
         else:
             im = Image.fromarray(np.clip(np.round(array * 1000.0), 0, 65535).astype(np.uint16))
         with atomic_path(path) as tmp:

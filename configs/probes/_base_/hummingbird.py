@@ -8,7 +8,7 @@ model = dict(layers='last', norm=True)
 hbird = dict(
     input_size=0,                 # 0: the largest multiple of the patch up to 512 (512 /16, 504 /14)
     augmentation_epochs=2,        # passes over the memory images, each with new augmentations
-    memory_size=1024 * 10**2,     # patches in the bank (None: every patch); README: 1024 x 10^2..10^4
+    memory_size=1024 * 10**2,     # patches in the bank (0: every patch); README: 1024 x 10^2..10^4
     k=30, temperature=0.02,
     normalisation='reference',    # 'reference': the reference's std (0.229, 0.224, 0.255); 'encoder'
     search='exact',               # 'exact' (torch, chunked) or 'faiss' (faiss-cpu IndexFlatIP)
