@@ -37,6 +37,7 @@ from . import svg
 ASSETS = Path(__file__).resolve().parent / "assets"
 ROWS_PER_PAGE = 200
 RUNS_PER_PAGE = 100
+CHECKPOINTS_PER_PAGE = 500
 BAR_ROWS = 20
 SCATTER_PAIRS = 6
 
@@ -342,19 +343,18 @@ def board_pages(board: Board) -> list[tuple[str, str]]:
 
 
 def checkpoint_page(key: str, info: dict, entries: list) -> str:
-    """``entries``: ``[(board, row)]`` of this checkpoint."""
+    """``entries``: ``[(board, row, row index)]`` of this checkpoint."""
     meta = (f'<dl class="prov"><dt>name</dt><dd>{e(info["name"])}</dd>'
             f'<dt>SHA-256</dt><dd>{e(info["digest"] or "unknown")}</dd>'
             f'<dt>family</dt><dd>{e(info["family"] or "unknown")}</dd>'
             f'<dt>architecture</dt><dd>{e(info["architecture"] or "unknown")}</dd></dl>')
     bars, sections = [], []
-    for board, row in entries:
+    for board, row, idx in entries:
         head = board.metrics[0] if board.metrics else None
         if head in row.cells:
             c = row.cells[head]
             bars.append((f"{board.title}: {head}" + ("" if row.protocol == "default" else f" [{row.protocol}]"),
                          c.mean, c.sd, board.paper.get(row.paper_row, {}).get(head) if row.paper_row else None))
-        idx = board.rows.index(row)
         sections.append(f'<h2><a href="../{board.row_page(idx)}">{e(board.title)}</a> '
                         f'<span class="n">rank {idx + 1} of {len(board.rows)}</span></h2>'
                         + board_table(board, [row], "../", f"{board.title}: all metrics of this checkpoint"))
@@ -409,22 +409,57 @@ def index_page(boards: list[Board], checkpoints: dict, per_ckpt: dict, n_runs: i
                    + "".join(f'<th scope="col"><button type="button" data-col="{i}">{h}</button></th>'
                              for i, h in enumerate(("benchmark", "data set", "rows", "ordered by", "best")))
                    + f"</tr></thead><tbody>{rows}</tbody></table></div>")
-    ck_rows = "".join(
-        f'<tr><td class="name" data-v="{e(info["name"])}"><a href="{info["page"]}">{e(info["name"])}</a></td>'
-        f'<td data-v="{e(info["family"] or "")}">{e(info["family"] or "")}</td>'
-        f'<td data-v="{e(info["architecture"] or "")}">{e(info["architecture"] or "")}</td>'
-        f'<td class="num" data-v="{len(per_ckpt.get(k, ()))}">{len(per_ckpt.get(k, ()))}</td></tr>'
-        for k, info in sorted(checkpoints.items(), key=lambda t: t[1]["name"].lower()))
-    ck_table = ('<div class="scroll"><table class="sortable"><caption>Checkpoints</caption><thead><tr>'
-                + "".join(f'<th scope="col"><button type="button" data-col="{i}">{h}</button></th>'
-                          for i, h in enumerate(("checkpoint", "family", "architecture", "benchmark rows")))
-                + f"</tr></thead><tbody>{ck_rows}</tbody></table></div>")
+    if len(checkpoints) <= CHECKPOINTS_PER_PAGE:
+        ck_section = checkpoint_table(sorted_checkpoints(checkpoints), per_ckpt, "")
+    else:
+        n = math.ceil(len(checkpoints) / CHECKPOINTS_PER_PAGE)
+        ck_section = ('<nav class="pages" aria-label="checkpoint lists">Alphabetical lists: '
+                      + "".join(f'<a href="{checkpoint_list_page(k)}">{k + 1}</a>' for k in range(n)) + "</nav>")
     scatters = scatter_figures(boards)
     body = (f"<p>{n_runs} runs of {len(checkpoints)} checkpoints on {len(boards)} benchmark pages.</p>"
             f'<h2 id="benchmarks">Benchmarks</h2>{bench_table}'
             + (f'<h2 id="compare">Across benchmarks</h2><div class="grid">{scatters}</div>' if scatters else "")
-            + f'<h2 id="checkpoints">Checkpoints</h2>{ck_table}')
+            + f'<h2 id="checkpoints">Checkpoints</h2>{ck_section}')
     return page("FLSL-bench leaderboard", body, "", script=True)
+
+
+def sorted_checkpoints(checkpoints: dict) -> list:
+    return sorted(checkpoints.items(), key=lambda t: (t[1]["name"].lower(), t[0]))
+
+
+def checkpoint_list_page(k: int) -> str:
+    return f"checkpoints-{k + 1}.html"
+
+
+def checkpoint_table(items: list, per_ckpt: dict, up: str) -> str:
+    """A sortable table of checkpoints ``[(key, info)]`` with links to their pages."""
+    rows = "".join(
+        f'<tr><td class="name" data-v="{e(info["name"])}"><a href="{up}{info["page"]}">{e(info["name"])}</a></td>'
+        f'<td data-v="{e(info["family"] or "")}">{e(info["family"] or "")}</td>'
+        f'<td data-v="{e(info["architecture"] or "")}">{e(info["architecture"] or "")}</td>'
+        f'<td class="num" data-v="{len(per_ckpt.get(k, ()))}">{len(per_ckpt.get(k, ()))}</td></tr>'
+        for k, info in items)
+    return ('<div class="scroll"><table class="sortable"><caption>Checkpoints</caption><thead><tr>'
+            + "".join(f'<th scope="col"><button type="button" data-col="{i}">{h}</button></th>'
+                      for i, h in enumerate(("checkpoint", "family", "architecture", "benchmark rows")))
+            + f"</tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+def checkpoint_list_pages(checkpoints: dict, per_ckpt: dict) -> dict:
+    """``{path: html}`` of the alphabetical checkpoint lists (only when the index cannot hold them)."""
+    if len(checkpoints) <= CHECKPOINTS_PER_PAGE:
+        return {}
+    items = sorted_checkpoints(checkpoints)
+    n = math.ceil(len(items) / CHECKPOINTS_PER_PAGE)
+    out = {}
+    for k in range(n):
+        chunk = items[k * CHECKPOINTS_PER_PAGE:(k + 1) * CHECKPOINTS_PER_PAGE]
+        nav = ('<nav class="pages" aria-label="checkpoint lists">Lists: ' + "".join(
+            f'<span aria-current="page">{j + 1}</span>' if j == k else f'<a href="{checkpoint_list_page(j)}">{j + 1}</a>'
+            for j in range(n)) + "</nav>")
+        out[checkpoint_list_page(k)] = page(f"Checkpoints {chunk[0][1]['name']} – {chunk[-1][1]['name']}",
+                                            nav + checkpoint_table(chunk, per_ckpt, "") + nav, "", script=True)
+    return out
 
 
 def scatter_figures(boards: list[Board]) -> str:
@@ -469,8 +504,8 @@ def build_site(store: Store, out: str | os.PathLike) -> dict:
     for b in boards:
         for path, text in board_pages(b):
             files[path] = text
-        for r in b.rows:
-            per_ckpt[page_of_key[r.ckpt_page]].append((b, r))
+        for i, r in enumerate(b.rows):
+            per_ckpt[page_of_key[r.ckpt_page]].append((b, r, i))
     for k, info in checkpoints.items():
         files[info["page"]] = checkpoint_page(k, info, per_ckpt.get(k, []))
     ck_pages = {k: info["page"] for k, info in checkpoints.items()}
@@ -479,6 +514,7 @@ def build_site(store: Store, out: str | os.PathLike) -> dict:
         chunks[run["id"] // RUNS_PER_PAGE].append(run)
     for k, chunk in chunks.items():
         files[f"runs/{k}.html"] = runs_page(chunk, ck_pages)
+    files.update(checkpoint_list_pages(checkpoints, per_ckpt))
     files["index.html"] = index_page(boards, checkpoints, per_ckpt, len(runs))
     write_files(out, files)
     return {"runs": len(runs), "benchmarks": len(boards), "checkpoints": len(checkpoints), "pages": len(files)}

@@ -76,13 +76,14 @@ def built(tmp_path_factory):
                                       "checkpoint_digest", "family", "architecture")},
                {"bbox_AP": {0: 99.0}})
         runs = st.runs()
-    old = site_mod.ROWS_PER_PAGE
-    site_mod.ROWS_PER_PAGE = 3            # several pages per benchmark with this small store
+    old = site_mod.ROWS_PER_PAGE, site_mod.CHECKPOINTS_PER_PAGE
+    # several pages per benchmark, and checkpoint lists of their own, with this small store
+    site_mod.ROWS_PER_PAGE, site_mod.CHECKPOINTS_PER_PAGE = 3, 4
     try:
         with Store(store) as st:
             site_mod.build_site(st, root / "site")
     finally:
-        site_mod.ROWS_PER_PAGE = old
+        site_mod.ROWS_PER_PAGE, site_mod.CHECKPOINTS_PER_PAGE = old
     return root / "site", runs
 
 
@@ -270,7 +271,8 @@ def test_hostile_strings_render_as_text_and_run_nothing(browser, built):
     from selenium.common.exceptions import NoAlertPresentException
     site, runs = built
     ck = next(p for p in (site / "c").glob("*.html") if "img" in p.name)
-    pages = [ck, *sorted((site / "b").glob("coco-*.html")), *sorted((site / "runs").glob("*.html")), site / "index.html"]
+    pages = [ck, *sorted((site / "b").glob("coco-*.html")), *sorted((site / "runs").glob("*.html")),
+             *sorted(site.glob("checkpoints-*.html")), site / "index.html"]
     shown = False
     for page in pages:
         _drain(browser)
@@ -291,7 +293,8 @@ def test_pages_on_a_phone_and_screenshots(browser, built, tmp_path):
     site, _ = built
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    kinds = {"index": site / "index.html", "benchmark": sorted((site / "b").glob("coco-*.html"))[0],
+    assert len(list(site.glob("checkpoints-*.html"))) == 3      # 9 checkpoints, 4 per list
+    kinds = {"index": site / "index.html", "checkpoints": site / "checkpoints-1.html", "benchmark": sorted((site / "b").glob("coco-*.html"))[0],
              "checkpoint": sorted((site / "c").glob("*.html"))[0], "provenance": sorted((site / "runs").glob("*.html"))[0]}
     for width, tag in ((1280, "desktop"), (390, "phone")):
         browser.set_window_size(width, 900)
