@@ -195,8 +195,26 @@ def export_encoder(model: torch.nn.Module, path: str | os.PathLike) -> None:
         try:
             save_file(state, str(tmp), metadata={"format": "flsl-encoder", "flsl_spec": spec.to_json(),
                                                  "patch_size": str(int(model.patch_embed.patch_size[0]))})
+            canonical_safetensors_header(tmp)
         except Exception as err:  # noqa: BLE001 - safetensors reports a full disk as its own error
             raise CheckpointError(f"{path}: writing the export failed ({err})") from None
+
+
+def canonical_safetensors_header(path: str | os.PathLike) -> None:
+    """Rewrite a ``.safetensors`` header in place with its keys sorted (``__metadata__`` and
+    every tensor entry), so identical tensors and metadata give identical bytes: safetensors
+    writes the metadata from a hash map whose order changes from process to process. Same keys
+    and values, so the header keeps its length and every data offset stays valid."""
+    import json
+    import struct
+    with open(path, "r+b") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        if len(text) > n:
+            raise CheckpointError(f"{path}: safetensors header grew when sorted ({len(text)} > {n} bytes)")
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))
 
 
 # --------------------------------------------------------------------------------------- import
@@ -211,6 +229,7 @@ class LoadedEncoder:
     source: str                 # file name
     dropped: dict = dataclasses.field(default_factory=dict)  # key in the source -> why it is unused
     not_read: tuple = ()        # top-level entries of the file that hold no encoder weights
+    notes: list = dataclasses.field(default_factory=list)  # conversions made on reading (dtype)
 
     @property
     def patch_size(self) -> int:
@@ -238,8 +257,9 @@ class LoadedEncoder:
     def describe(self) -> str:
         """Format and how the encoder runs, in words (the one line every tool logs)."""
         from .families.layouts import summarize_dropped
+        converted = "".join(f"; {n.split(': ', 1)[-1]}" for n in self.notes)
         return (f"format {self.format}: {self.spec.family} family; {self.spec.describe()}; "
-                f"{summarize_dropped(self.dropped)}")
+                f"{summarize_dropped(self.dropped)}{converted}")
 
 
 def infer_spec(state: dict, source: str = "checkpoint", class_token: bool = False,
@@ -344,6 +364,7 @@ def _finish(read, source: str, spec: EncoderSpec | None = None) -> LoadedEncoder
     for key in [k for k in state if k in UNUSED_KEYS or k.startswith(("head.", "fc_norm."))]:
         dropped[key] = UNUSED_KEYS.get(key, "projection / classification head")
         state.pop(key)
+    notes = _float32_weights(state, source)
     check_finite(state, source)
     pos = state.get("pos_embed")
     if pos is None or pos.ndim != 3 or "patch_embed.proj.weight" not in state:
@@ -382,7 +403,30 @@ def _finish(read, source: str, spec: EncoderSpec | None = None) -> LoadedEncoder
     elif spec.class_token != class_token:
         raise CheckpointError(f"{source}: flsl_spec says class_token={spec.class_token}, but pos_embed "
                               f"has {n_pos} entries ({'with' if slot else 'without'} a class slot)")
-    return LoadedEncoder(state, spec, fmt, source, dropped, tuple(read.not_read))
+    loaded = LoadedEncoder(state, spec, fmt, source, dropped, tuple(read.not_read))
+    loaded.notes = notes
+    return loaded
+
+
+def _float32_weights(state: dict, source: str) -> list[str]:
+    """Cast half / double precision weights to float32 in place (the encoder runs in float32;
+    the cast of fp16 and bf16 is exact), returning a note for the log, and refuse integer,
+    quantised or complex tensors: reading int8 codes as weights would run another network."""
+    bad = {k: v.dtype for k, v in state.items() if not v.is_floating_point()}
+    if bad:
+        shown = ", ".join(f"{k} ({str(d).removeprefix('torch.')})" for k, d in sorted(bad.items())[:4])
+        raise CheckpointError(f"{source}: {len(bad)} encoder tensor(s) are not floating point ({shown}"
+                              f"{' ...' if len(bad) > 4 else ''}): a quantised or integer checkpoint; "
+                              "dequantise it to float first")
+    cast = sorted({str(v.dtype).removeprefix("torch.") for v in state.values() if v.dtype != torch.float32})
+    if not cast:
+        return []
+    for k in list(state):
+        state[k] = state[k].float()
+    note = f"{source}: weights stored as {', '.join(cast)}, converted to float32"
+    import warnings
+    warnings.warn(note, stacklevel=3)
+    return [note]
 
 
 def _is_square(n: int) -> bool:

@@ -19,6 +19,8 @@ from typing import Sequence
 
 import timm
 import torch
+
+from core.errors import FLSLError
 import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
@@ -274,21 +276,44 @@ def build_encoder(spec: EncoderSpec | str = "vit_small_patch16_224", drop_path_r
     return model
 
 
+class FeatureError(FLSLError):
+    """An encoder produced NaN or infinite features (a diverged checkpoint, or an overflow)."""
+
+
+def check_features(x: torch.Tensor, model: nn.Module, layer: str) -> torch.Tensor:
+    """``x`` unchanged if every value is finite; else :class:`FeatureError` naming the
+    checkpoint the encoder was loaded from (``model.flsl_source``) and ``layer``."""
+    if not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).sum().item()
+        source = getattr(model, "flsl_source", "the encoder")
+        raise FeatureError(f"{source}: {layer} output holds {bad} NaN or infinite value(s) out of "
+                           f"{x.numel()} ({x.dtype}; a diverged checkpoint or an overflow: in half "
+                           "precision, run in float32)")
+    return x
+
+
 def patch_size(model: nn.Module) -> int:
     """Patch side in pixels."""
     return int(model.patch_embed.patch_size[0])
 
 
 def encode(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Post-LayerNorm patch tokens ``[B, N, C]`` for images ``[B, 3, H, W]`` (class token, if the
-    encoder has one, taken part in the attention and dropped here)."""
-    return model.forward_features(images)[:, model.num_prefix_tokens:]
+    """Patch tokens after the final norm (if the family has one) ``[B, N, C]`` for images
+    ``[B, 3, H, W]`` (class and register tokens, if any, took part in the attention and are
+    dropped here). Non-finite features raise :class:`FeatureError` naming the first block whose
+    output is not finite."""
+    out = model.forward_features(images)[:, model.num_prefix_tokens:]
+    if not bool(torch.isfinite(out).all()):
+        block_outputs(model, images, range(len(model.blocks)))   # names the first bad block
+        check_features(out, model, "final norm")
+    return out
 
 
 def block_outputs(model: nn.Module, images: torch.Tensor, indices: Sequence[int],
                   norm_last: bool = False) -> list[torch.Tensor]:
     """Outputs of the blocks listed in ``indices`` (0-based) as ``[B, N, C]`` patch-token maps
-    (the class token, if any, is in the sequence and dropped from the outputs).
+    (class and register tokens, if any, are in the sequence and dropped from the outputs).
+    A non-finite output raises :class:`FeatureError` naming the checkpoint and the block.
 
     ``norm_last`` applies the final LayerNorm to the output of the last block (index depth-1).
     """
@@ -303,7 +328,8 @@ def block_outputs(model: nn.Module, images: torch.Tensor, indices: Sequence[int]
     for i, blk in enumerate(model.blocks):
         x = blk(x)
         if i in wanted:
-            outs[i] = (model.norm(x) if (norm_last and i == last) else x)[:, prefix:]
+            outs[i] = check_features((model.norm(x) if (norm_last and i == last) else x)[:, prefix:],
+                                     model, f"block {i}")
         if i >= max(wanted):
             break
     return [outs[i] for i in indices]
@@ -311,4 +337,5 @@ def block_outputs(model: nn.Module, images: torch.Tensor, indices: Sequence[int]
 
 __all__ = ["EncoderSpec", "POSITION_RULES", "DEFAULT_POSITIONS", "resample_positions",
            "RuledVisionTransformer", "build_encoder", "encode", "block_outputs", "patch_size",
+           "FeatureError", "check_features",
            "sincos_pos_embed_2d"]

@@ -273,6 +273,28 @@ def s_convert_truncated(ctx):
     return [str(path), "--out", str(ctx.tmp / "o.safetensors")]
 
 
+def s_convert_int8(ctx):
+    import torch
+    from tests.benchmarks.conftest import dino_vit_state
+    state = dino_vit_state(192, 1, 4)
+    state["blocks.0.attn.qkv.weight"] = (100 * state["blocks.0.attn.qkv.weight"]).to(torch.int8)
+    path = ctx.tmp / "quantised.pth"
+    torch.save({"teacher": state}, path)
+    ctx.reads(path)
+    ctx.keep["file"] = path
+    return [str(path), "--out", str(ctx.tmp / "o.safetensors")]
+
+
+def s_convert_ambiguous(ctx):
+    import torch
+    from tests.benchmarks.conftest import dino_vit_state
+    path = ctx.tmp / "backbone.pth"
+    torch.save(dino_vit_state(192, 1, 4), path)      # DINO hub layout = a headless timm ViT
+    ctx.reads(path)
+    ctx.keep["file"] = path
+    return [str(path), "--out", str(ctx.tmp / "o.safetensors")]
+
+
 def s_davis_out(where):
     def setup(ctx):
         d = ctx.davis()
@@ -526,6 +548,17 @@ CASES = [
     Case("convert-nan", "convert_checkpoint.py", "an encoder holding NaN weights",
          "error: <enc.safetensors>: 1 tensor(s) hold NaN or infinite values (blocks.0.mlp.fc1.weight)",
          s_convert_nan, _file),
+    Case("convert-int8", "convert_checkpoint.py", "an encoder with integer (quantised) weights",
+         "error: <quantised.pth>: 1 encoder tensor(s) are not floating point (blocks.0.attn.qkv.weight "
+         "(int8)): a quantised or integer checkpoint; dequantise it to float first",
+         s_convert_int8, _file),
+    Case("convert-ambiguous-family", "convert_checkpoint.py",
+         "a class-token ViT without a head (DINO's and a headless timm ViT's layout)",
+         "error: <backbone.pth>: it holds a class-token ViT with a learned 17-entry table (class slot) and "
+         "no classifier head: <why>, so the family cannot be told from the content: it is one of dino "
+         "<(title)>, timm <(title)>. Say which with --family NAME (family= in Python and backbone "
+         "configs), e.g. --family dino",
+         s_convert_ambiguous, _file),
     Case("convert-truncated", "convert_checkpoint.py", "a .pth cut in half (no digest beside it)",
          "error: <dino_vits16.pth>: not a readable checkpoint, truncated or corrupted (PytorchStreamReader "
          "failed reading zip archive: failed finding central directory)",
