@@ -7,7 +7,8 @@
 writes ``OUT/<seq>/<frame>.png`` (palette PNGs, the first frame's palette) for every sequence of
 the split, printing one progress line per sequence. ``--evaluate`` also scores each sequence
 from the label maps in memory and writes ``global_results-<split>.csv``,
-``per-sequence_results-<split>.csv`` and ``davis_results.json`` into OUT. Command-line values
+``per-sequence_results-<split>.csv`` and ``davis_results.json`` into OUT and records the run in
+the results store (``--store``, docs/leaderboard.md). Command-line values
 override ``--cfg-options KEY=VALUE`` (any key of the protocol settings), which override the
 config, which overrides the defaults (see benchmarks/davis/config.py).
 """
@@ -23,7 +24,7 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
                                 parents=[flags("checkpoint", "data_root", "out", "split", "patch_size",
                                                "short_side", "batch_size", "which", "device", "cfg_options", "family",
-                                               required=("data_root", "out"))])
+                                               "store", required=("data_root", "out"))])
     p.add_argument("--config", help="MMEngine config with the protocol settings (configs/davis/)")
     p.add_argument("--arch", help="expected ViT family, e.g. vit_small (default vit_small)")
     p.add_argument("--n-last-frames", type=non_negative_int, help="recent frames in the context (default 7)")
@@ -76,6 +77,10 @@ def main(argv=None) -> int:
         paths = scorer.results.write(args.out, s["split"])
         print(scorer.results.table(s["split"]))
         print("wrote " + ", ".join(str(p) for p in paths))
+        from benchmarks.leaderboard.records import record_davis   # after the files: never loses them
+        record_davis(scorer.results.global_scores(), checkpoint=s["checkpoint"], data_root=args.data_root,
+                     settings=s, result_file=paths[-1], subset=scorer.results.subset, family=args.family,
+                     config_path=args.config, store=args.store)
     return 0
 
 

@@ -158,21 +158,34 @@ def davis_metrics(global_scores: dict, where: str) -> dict:
     return out
 
 
+#: settings of DINO's DAVIS protocol (benchmarks/davis/config.py); another value makes a run non-default
+DAVIS_PROTOCOL_KEYS = ("n_last_frames", "neighborhood", "topk", "temperature", "short_side", "multiple")
+
+
 @_never_fails
-def record_davis(global_scores: dict, *, checkpoint, data_root, split: str, settings: dict, result_file,
-                 config_path=None, store=None, argv=None) -> int | None:
-    """Record a DAVIS evaluation (``global_scores``: the 7 official numbers, fractions)."""
+def record_davis(global_scores: dict, *, checkpoint, data_root, settings: dict, result_file, subset: bool = False,
+                 family: str | None = None, config_path=None, store=None, argv=None) -> int | None:
+    """Record a DAVIS evaluation (``global_scores``: the 7 official numbers, fractions) made with
+    the protocol ``settings`` (benchmarks/davis/config.py); settings other than DINO's protocol
+    mark the run non-default, naming them."""
+    from benchmarks.davis.config import DEFAULTS
     digest = None
     if config_path and Path(config_path).is_file():
         digest = hashlib.sha256(Path(config_path).read_bytes()).hexdigest()
-    protocol = {k: settings.get(k) for k in ("n_last_frames", "neighborhood", "topk", "temperature", "short_side")}
+    changed = {k: settings.get(k) for k in DAVIS_PROTOCOL_KEYS if settings.get(k) != DEFAULTS[k]}
+    desc = describe_checkpoint(checkpoint, settings.get("which") or "teacher")
+    if family:
+        desc["family"] = family
+    split = settings.get("split", "val")
     return record_run(
-        "davis", davis_metrics(global_scores, str(result_file)), kind="davis", checkpoint=checkpoint,
-        **describe_checkpoint(checkpoint, settings.get("which") or "teacher"),
-        dataset=f"{_relative(Path(data_root))} ({split})", protocol="label propagation",
+        "davis", davis_metrics(global_scores, str(result_file)), kind="davis", checkpoint=checkpoint, **desc,
+        dataset=f"{_relative(Path(data_root))} ({split}{', subset' if subset else ''})",
+        protocol="label propagation" + ("".join(f", {k}={v}" for k, v in changed.items())),
+        protocol_default=not changed,
+        protocol_note=("differs from DINO's protocol in " + ", ".join(changed)) if changed else "",
         argv=argv, config_path=config_path, config_digest=digest,
         inputs={str(checkpoint): file_digest(checkpoint)}, source=result_file,
-        extra={"settings": protocol}, store=store)
+        extra={"settings": {k: settings.get(k) for k in DAVIS_PROTOCOL_KEYS}}, store=store)
 
 
 # ----------------------------------------------------------------------------- demo probes

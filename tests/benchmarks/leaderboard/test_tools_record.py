@@ -1,0 +1,66 @@
+"""Benchmark tools record their runs in the store after writing their own result files: the
+stored numbers are the files' numbers, the provenance names the command, the checkpoint's digest
+and the protocol; a store that cannot be written costs the record only, never the result files."""
+import hashlib
+import json
+import sys
+
+import pytest
+import torch
+
+from core.errors import cli_main
+from core.results import Store
+from pretrain.checkpoint import export_encoder
+from pretrain.encoder import build_encoder
+from synthetic.davis import write_davis
+
+
+@pytest.fixture(scope="module")
+def davis_case(tmp_path_factory):
+    root = tmp_path_factory.mktemp("davis_record")
+    data = write_davis(root / "DAVIS", n_sequences=2, frames=(4, 4), size=(64, 96), seed=3).root
+    torch.manual_seed(0)
+    ckpt = root / "tiny.safetensors"
+    export_encoder(build_encoder("vit_tiny_patch16_224", depth=1), ckpt)
+    return root, data, ckpt
+
+
+def _propagate(root, data, ckpt, out, store):
+    from tests.benchmarks.leaderboard.tool import load_tool
+    argv = ["--checkpoint", str(ckpt), "--data-root", str(data), "--out", str(out), "--arch", "vit_tiny",
+            "--short-side", "64", "--evaluate", "--store", str(store)]
+    old = sys.argv
+    sys.argv = ["tools/davis_propagate.py", *argv]
+    try:
+        return cli_main(load_tool("davis_propagate.py").main, argv)
+    finally:
+        sys.argv = old
+
+
+def test_davis_propagate_records_its_evaluation(davis_case):
+    root, data, ckpt = davis_case
+    store = root / "results.db"
+    assert _propagate(root, data, ckpt, root / "out", store) == 0
+    result = json.loads((root / "out" / "davis_results.json").read_text())["global"]
+    with Store(store, create=False) as st:
+        (run,) = st.runs()
+    assert run["kind"] == "davis" and run["benchmark"] == "davis"
+    assert run["metrics"]["JF_mean"] == {0: pytest.approx(100 * result["J&F-Mean"])}
+    assert run["metrics"]["F_decay"] == {0: pytest.approx(100 * result["F-Decay"])}
+    assert run["checkpoint"] == "tiny.safetensors"
+    assert run["checkpoint_digest"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert run["architecture"] == "vit_tiny_patch16_224" and run["family"] == "flsl-export"
+    # 64 px frames instead of DINO's 480: a non-default protocol, named
+    assert not run["protocol_default"] and "short_side" in run["protocol_note"]
+    assert "--short-side 64" in run["command"] and run["source"].endswith("davis_results.json")
+
+
+def test_a_damaged_store_costs_the_record_not_the_results(davis_case, capsys):
+    root, data, ckpt = davis_case
+    store = root / "damaged.db"
+    store.write_bytes(b"\0" * 4096)
+    assert _propagate(root, data, ckpt, root / "out2", store) == 0
+    assert (root / "out2" / "davis_results.json").is_file()
+    err = capsys.readouterr().err
+    assert f"warning: {store}" in err or str(store) in err
+    assert store.read_bytes() == b"\0" * 4096
