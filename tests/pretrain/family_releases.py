@@ -56,17 +56,18 @@ def _norm(g, width=WIDTH):
 
 
 # ------------------------------------------------------------------------------- DINOv2
-def dinov2_hub(folder: Path, registers: bool = False, swiglu: bool = False, seed: int = 0):
+def dinov2_hub(folder: Path, registers: bool = False, swiglu: bool = False, seed: int = 0,
+               width: int = WIDTH):
     """``dinov2_vit*14[_reg4]_pretrain.pth``: the bare state dict of ``DinoVisionTransformer``
     (img_size 518, patch 14: a 37x37 table plus the class slot; ``mask_token`` [1, D];
     ``register_tokens`` [1, 4, D]; LayerScale ``ls1/ls2.gamma``; SwiGLU ``w12/w3`` for g)."""
     g = torch.Generator().manual_seed(seed)
-    state = {"cls_token": _rnd(g, 1, 1, WIDTH, std=1.0), "pos_embed": _rnd(g, 1, 1 + 37 * 37, WIDTH, std=0.5)}
+    state = {"cls_token": _rnd(g, 1, 1, width, std=1.0), "pos_embed": _rnd(g, 1, 1 + 37 * 37, width, std=0.5)}
     if registers:
-        state["register_tokens"] = _rnd(g, 1, 4, WIDTH, std=1.0)
-    state["mask_token"] = torch.zeros(1, WIDTH)
-    state.update({**_patch(g, 14), **vit_blocks(g, layer_scale=("ls1.gamma", "ls2.gamma"), swiglu=swiglu),
-                  **_norm(g)})
+        state["register_tokens"] = _rnd(g, 1, 4, width, std=1.0)
+    state["mask_token"] = torch.zeros(1, width)
+    state.update({**_patch(g, 14, width), **vit_blocks(g, width, layer_scale=("ls1.gamma", "ls2.gamma"),
+                                                       swiglu=swiglu), **_norm(g, width)})
     path = folder / "model.pth"
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
