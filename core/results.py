@@ -398,13 +398,14 @@ def record_run(benchmark: str, metrics: Mapping, *, kind: str, checkpoint: str |
                config_digest: str | None = None, inputs: Mapping | Iterable | None = None,
                started: str | None = None, source: str | os.PathLike | None = None,
                extra: Mapping | None = None, store: str | os.PathLike | None = None,
-               strict: bool = False, log=None) -> int | None:
+               uid: str | None = None, strict: bool = False, log=None) -> int | None:
     """Record one finished run in the store; call it after the run's own result files are written.
 
     ``metrics``: ``{metric: value}`` (percent) for one seed (``seed``), or ``{metric: {seed: value}}``
     / ``{metric: [value per seed 0, 1, ...]}`` for a run over several seeds. ``checkpoint``: the
     encoder file (its digest is computed unless ``checkpoint_digest`` is given) or a name.
-    ``inputs``: ``{path: sha256}``, or paths to hash. ``argv`` defaults to this process's command
+    ``inputs``: ``{path: sha256}``, or paths to hash. ``uid``: the run's identity when it has one
+    (a record with a stored uid is not added again); a new random one otherwise. ``argv`` defaults to this process's command
     line; commit, machine, GPU and the end time are filled in here, the start time defaults to
     this process's start.
 
@@ -427,6 +428,8 @@ def record_run(benchmark: str, metrics: Mapping, *, kind: str, checkpoint: str |
         config_digest=config_digest, inputs=dict(inputs or {}), commit_id=project_commit(), machine=machine(),
         gpu=gpu(), started=started or process_started(), finished=_now(),
         source=None if source is None else str(source), extra=dict(extra or {}), seed=seed)
+    if uid is not None:
+        record["uid"] = uid
     try:
         with Store(store) as st:
             return st.add(record, metrics)

@@ -98,13 +98,15 @@ def _sidecar_provenance(result_file: Path) -> dict:
     return out
 
 
-def _uid(path: Path, *parts) -> str:
-    """Import identity: the file's content and the part of it a record holds, so importing the
-    same file again adds nothing and a re-run (new content) adds a new record."""
-    h = hashlib.sha256(Path(path).read_bytes())
-    for p in parts:
+def result_uid(path, benchmark: str, part: str = "") -> str:
+    """The identity of the record of a result file: its content, where it lies and which part of
+    it the record holds. The tool that wrote the file and a later import of it give the same
+    uid, so the run is stored once; a re-run (new content) is a new record."""
+    path = Path(path)
+    h = hashlib.sha256(path.read_bytes())
+    for p in (str(path.resolve()), benchmark, part):
         h.update(b"\0" + str(p).encode())
-    return "import:" + h.hexdigest()
+    return "result:" + h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- dense
@@ -137,7 +139,8 @@ def record_dense_test(raw: dict, *, config_path, cfg, checkpoint, metrics_path, 
         seed=int(meta.get("seed") or 0), argv=argv, config_path=config_path,
         config_digest=hashlib.sha256(cfg.pretty_text.encode()).hexdigest(),
         inputs={str(checkpoint): file_digest(checkpoint), **({str(encoder): file_digest(encoder)} if encoder else {})},
-        source=metrics_path, extra={"detector_checkpoint": str(checkpoint)}, store=store)
+        source=metrics_path, extra={"detector_checkpoint": str(checkpoint)}, store=store,
+        uid=result_uid(metrics_path, bench))
 
 
 # ----------------------------------------------------------------------------- DAVIS
@@ -185,7 +188,8 @@ def record_davis(global_scores: dict, *, checkpoint, data_root, settings: dict, 
         protocol_note=("differs from DINO's protocol in " + ", ".join(changed)) if changed else "",
         argv=argv, config_path=config_path, config_digest=digest,
         inputs={str(checkpoint): file_digest(checkpoint)}, source=result_file,
-        extra={"settings": {k: settings.get(k) for k in DAVIS_PROTOCOL_KEYS}}, store=store)
+        extra={"settings": {k: settings.get(k) for k in DAVIS_PROTOCOL_KEYS}}, store=store,
+        uid=result_uid(result_file, "davis"))
 
 
 # ----------------------------------------------------------------------------- demo probes
@@ -209,7 +213,8 @@ def record_demo_probes(doc: dict, *, data_root, result_file, store=None, argv=No
     desc = describe_checkpoint(ckpt)
     return [record_run(bench, metrics, kind="probe", checkpoint=ckpt, **desc, dataset=_relative(data_root),
                        protocol="demo probe", argv=argv, inputs={str(ckpt): file_digest(ckpt)},
-                       source=result_file, extra={"settings": doc.get("settings")}, store=store)
+                       source=result_file, extra={"settings": doc.get("settings")}, store=store,
+                       uid=result_uid(result_file, bench, bench))
             for bench, metrics in probe_records(doc)]
 
 
@@ -235,18 +240,21 @@ def _imported(path: Path, benchmark: str, metrics: dict, kind: str, checkpoint, 
         path.stat().st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
     extra = {**(fields.pop("extra", None) or {}), "imported": _now(), "imported_at_commit": project_commit(),
              "imported_on": machine()}
-    row = dict(uid=_uid(path, benchmark, part), kind=kind, benchmark=benchmark, checkpoint=Path(ckpt).name or ckpt,
+    row = dict(uid=result_uid(path, benchmark, part), kind=kind, benchmark=benchmark, checkpoint=Path(ckpt).name or ckpt,
                checkpoint_path=ckpt, checkpoint_digest=file_digest(ckpt) if Path(ckpt).is_file() else None,
                command=shlex.join(argv), argv=argv, config_path=prov.get("config_path"),
                config_digest=prov.get("config_digest"), inputs=prov.get("inputs") or {}, finished=finished,
-               source=str(path), extra=extra, **fields)
+               source=str(path), extra=extra,
+               **{**(describe_checkpoint(ckpt) if Path(ckpt).is_file() else {}), **fields})
     with Store(store) as st:
         return st.add(row, metrics)
 
 
-def import_file(path, store=None, checkpoint: str | None = None) -> list[int]:
+def import_file(path, store=None, checkpoint: str | None = None, **fields) -> list[int]:
     """Import one earlier result file (kinds in the module doc); returns the run ids (already
-    stored ones included). ``checkpoint`` names the encoder when the file does not."""
+    stored ones included). ``checkpoint`` names the encoder when the file does not; ``fields``
+    (``dataset``, ``protocol``, ``protocol_default``, ``protocol_note``, ``family``,
+    ``architecture``) replace what is guessed from the file."""
     path = Path(path)
     if not path.is_file():
         raise ResultFileError(f"{path}: no such file")
@@ -256,7 +264,7 @@ def import_file(path, store=None, checkpoint: str | None = None) -> list[int]:
         raw = _read_json(path)
         bench, metrics = dense_metrics(raw, str(path))
         return [_imported(path, bench, metrics, "dense", checkpoint or run_dir.name, store,
-                          dataset=bench, family=None, architecture=None)]
+                          **{"dataset": bench, **fields})]
     if name in ("davis_results.json", "davis_results-subset.json") or (name.startswith("global_results-")
                                                                        and name.endswith(".csv")):
         if name.endswith(".json"):
@@ -270,17 +278,19 @@ def import_file(path, store=None, checkpoint: str | None = None) -> list[int]:
             raise ResultFileError(f"{path}: expected the DAVIS global scores (J&F-Mean, ...)")
         subset = "-subset" in name     # fewer sequences than the split: never mixed with whole splits
         return [_imported(path, "davis", davis_metrics(scores, str(path)), "davis", checkpoint or path.parent.name,
-                          store, dataset="davis (subset of the split)" if subset else "davis",
-                          protocol="label propagation")]
+                          store, **{"dataset": "davis (subset of the split)" if subset else "davis",
+                                    "protocol": "label propagation", **fields})]
     if name == "probe_results.json":
         doc = _read_json(path)
         if not isinstance(doc, dict) or "linear" not in doc:
             raise ResultFileError(f"{path}: expected the probes' results (\"linear\", \"grouping\")")
         ckpt = checkpoint or doc.get("checkpoint") or path.parent.name
-        return [_imported(path, bench, metrics, "probe", ckpt, store, part=bench, dataset="",
-                          protocol="demo probe")
+        return [_imported(path, bench, metrics, "probe", ckpt, store, part=bench,
+                          **{"dataset": "", "protocol": "demo probe", **fields})
                 for bench, metrics in probe_records(doc)]
     if name == "results.json":
+        if fields or checkpoint:
+            raise ResultFileError(f"{path}: a demo's results.json names its own checkpoints and data sets")
         return import_demo(path, store)
     raise ResultFileError(f"{path}: not a result file this suite writes (test_metrics.json, davis_results.json, "
                        "global_results-<split>.csv, probe_results.json, results.json)")

@@ -53,6 +53,11 @@ def test_davis_propagate_records_its_evaluation(davis_case):
     # 64 px frames instead of DINO's 480: a non-default protocol, named
     assert not run["protocol_default"] and "short_side" in run["protocol_note"]
     assert "--short-side 64" in run["command"] and run["source"].endswith("davis_results.json")
+    # importing the file the tool wrote finds its record: the run is stored once
+    from benchmarks.leaderboard.records import import_file
+    assert import_file(root / "out" / "davis_results.json", store) == [run["id"]]
+    with Store(store, create=False) as st:
+        assert st.count() == 1
 
 
 def test_a_damaged_store_costs_the_record_not_the_results(davis_case, capsys):
