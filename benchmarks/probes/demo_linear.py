@@ -292,7 +292,7 @@ def parse_args(argv=None):
     from core.cli import flags, positive_int
     d = Settings()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                parents=[flags("checkpoint", "data_root", "out", "which", "batch_size",
+                                parents=[flags("checkpoint", "data_root", "out", "which", "batch_size", "store",
                                                required=("checkpoint", "data_root", "out"), which="teacher",
                                                batch_size=d.batch)])
     p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds), help="probe seeds (default 0-4)")
@@ -311,6 +311,8 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(doc, out)
     print(f"wrote {out}")
+    from benchmarks.leaderboard.records import record_demo_probes   # after the file: never loses it
+    record_demo_probes(doc, data_root=args.data_root, result_file=out, store=args.store)
     return 0
 
 

@@ -69,3 +69,22 @@ def test_a_damaged_store_costs_the_record_not_the_results(davis_case, capsys):
     err = capsys.readouterr().err
     assert f"warning: {store}" in err or str(store) in err
     assert store.read_bytes() == b"\0" * 4096
+
+
+def test_demo_probes_record_per_seed_miou_and_grouping(davis_case):
+    from benchmarks.probes import demo_linear
+    from synthetic.coco import write_coco
+    root, _, ckpt = davis_case
+    coco = write_coco(root / "coco", n_train=4, n_val=2, height=64, width=96, seed=0)
+    store = root / "probes.db"
+    assert cli_main(demo_linear.main, ["--checkpoint", str(ckpt), "--data-root", str(coco), "--out",
+                                       str(root / "probe"), "--seeds", "0", "2", "--epochs", "1",
+                                       "--store", str(store)]) == 0
+    doc = json.loads((root / "probe" / "probe_results.json").read_text())
+    with Store(store, create=False) as st:
+        runs = {r["benchmark"]: r for r in st.runs()}
+    assert runs["linear-probe"]["metrics"]["mIoU"] == {r["seed"]: pytest.approx(r["mIoU"]) for r in doc["linear"]}
+    aucs = [v for v in doc["grouping"].values() if v is not None]
+    assert runs["patch-grouping"]["metrics"]["AUC"] == {0: pytest.approx(sum(aucs) / len(aucs))}
+    assert {r["kind"] for r in runs.values()} == {"probe"}
+    assert runs["linear-probe"]["checkpoint_digest"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
