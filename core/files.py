@@ -80,17 +80,50 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_output_path(out: str | os.PathLike, inputs=(), option: str = "--out") -> Path:
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system
+        return False
+
+
+def check_output_path(out: str | os.PathLike, inputs=(), option: str = "--out", folder: bool = False,
+                      need_bytes: int = 0) -> Path:
     """Refuse, before any work, an output that cannot be made or would write over what is read.
 
-    ``out`` (a file or a folder the tool writes) must not lie under a regular file, and must not
-    be, or lie inside, any of ``inputs`` (files or folders the tool reads). Symbolic links are
-    resolved. Raises :class:`FLSLError` naming both; returns ``Path(out)``.
+    ``out`` (a file or, with ``folder``, a folder the tool writes) must not lie under a regular
+    file (nor, with ``folder``, be one), must have no name longer than the file system allows,
+    must be writable where it will be created, and must not be, or lie inside, any of ``inputs``
+    (files or folders the tool reads; symbolic links resolved). ``need_bytes``: the expected size
+    of the output, which must fit in the free space. Raises :class:`FLSLError`; returns
+    ``Path(out)``.
     """
     out = Path(out)
+    existing = next(p for p in (*out.parents, Path(".")) if _exists(p))
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    long = next((part for part in out.parts if len(os.fsencode(part)) > name_max), None)
+    if long is not None:
+        raise FLSLError(f"{out} ({option}): a name of {len(os.fsencode(long))} bytes ({long[:24]}...), more "
+                        f"than the {name_max} the file system allows")
     blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise FLSLError(f"{out} ({option}): cannot be created: {blocking} is a file, not a folder")
+    if folder and out.exists() and not out.is_dir():
+        raise FLSLError(f"{out} ({option}): is a file; a folder is needed here")
+    if out.exists():
+        existing = out
+    target = existing if existing.is_dir() else existing.parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise FLSLError(f"{out} ({option}): cannot be written: {target} is read-only or not writable by you")
+    if need_bytes:
+        import shutil
+        free = shutil.disk_usage(target).free
+        if free < need_bytes:
+            raise FLSLError(f"{out} ({option}): needs about {need_bytes / 2**20:.1f} MiB, only "
+                            f"{free / 2**20:.1f} MiB free on that disk")
     real = Path(os.path.realpath(out))
     for item in inputs:
         if item is None:

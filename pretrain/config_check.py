@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 from core.config import apply_options, lookup
 from core.errors import ConfigError
@@ -82,8 +83,9 @@ def arch_kwargs(v):
     for key, value in v.items():
         if key not in allowed:
             return f"has {key!r}, not an argument of timm's VisionTransformer"
-        if key in ("depth", "img_size", "patch_size", "embed_dim", "num_heads") and not _is_int(value):
-            return f"{key} must be an integer, got {value!r}"
+        if key in ("depth", "img_size", "patch_size", "embed_dim", "num_heads") and not (_is_int(value) and value >= 1):
+            # depth 0 used to train and export an encoder without a single block
+            return f"{key} must be an integer >= 1, got {value!r}"
 
 
 def views(v):
@@ -96,9 +98,50 @@ def views(v):
             return f"has unknown entry {key!r} (known: {', '.join(defaults)})"
         err = (boolean(value) if isinstance(defaults[key], bool) else
                integer(0 if key == "n_local" else 1)(value) if _is_int(defaults[key]) else
-               numbers(2, 0.0, 1.0)(value) if isinstance(defaults[key], tuple) else None)
+               scale_range(value) if isinstance(defaults[key], tuple) else None)
         if err:
             return f"{key} {err}, got {value!r}"
+
+
+def scale_range(v):
+    """A crop's area fraction ``(low, high)``: 0 < low <= high <= 1 (RandomResizedCrop draws
+    uniformly in between and fails deep in a loader worker on ``(1.0, 0.5)``)."""
+    if numbers(2, 0.0, 1.0)(v) or not 0 < v[0] <= v[1]:
+        return "must be a list [low, high] with 0 < low <= high <= 1"
+
+
+def patch_size_of(model: dict) -> int | None:
+    """The patch size the config's encoder has: ``model.arch_kwargs.patch_size``, else the one in
+    the timm name (``vit_small_patch16_224`` -> 16); None when neither says."""
+    size = (model.get("arch_kwargs") or {}).get("patch_size")
+    if size is None:
+        found = re.search(r"patch(\d+)", str(model.get("arch", "")))
+        size = int(found.group(1)) if found else None
+    return size
+
+
+def check_views_fit(tree: dict, source: str) -> None:
+    """The view sizes against the encoder: each view a whole number of patches, and each token
+    grid at least one sampling window wide (otherwise a loader worker fails on the first batch
+    with a traceback naming neither key)."""
+    from .views import ViewConfig
+    patch = patch_size_of(tree["model"])
+    if patch is None:
+        return
+    v = {**{f.name: f.default for f in dataclasses.fields(ViewConfig)}, **(tree["data"].get("views") or {})}
+    where = "model.arch_kwargs.patch_size" if (tree["model"].get("arch_kwargs") or {}).get("patch_size") \
+        else f"model.arch {tree['model'].get('arch')!r}"
+    for kind in ("global", "local"):
+        size, window = v[f"{kind}_size"], v[f"{kind}_window"]
+        if kind == "local" and not v["n_local"]:
+            continue
+        if size % patch:
+            raise ConfigError(f"data.views.{kind}_size: must be a multiple of the patch size {patch} "
+                              f"({where}), got {size} ({source})")
+        if size // patch < window:
+            raise ConfigError(f"data.views.{kind}_window: a {size}-pixel view has {size // patch}x"
+                              f"{size // patch} tokens of {patch} pixels, fewer than the sampling window "
+                              f"{window} (data.views.{kind}_size / {kind}_window) ({source})")
 
 
 def generate(v):
@@ -113,6 +156,11 @@ def generate(v):
 
 
 #: every entry the trainer reads -> its check (returns an error text or None)
+#: ``train.compile``: what torch.compile compiles (None: nothing, eager)
+COMPILE_SCOPES = (None, "blocks", "model")
+#: ``train.compile_mode``: torch.compile's mode ("reduce-overhead" adds CUDA graphs)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 SCHEMA = {
     "model.arch": arch,
     "model.arch_kwargs": arch_kwargs,
@@ -155,8 +203,8 @@ SCHEMA = {
     "train.checkpoint_interval": integer(1),
     "train.saveckp_freq": integer(0),
     "train.device": choice("auto", "cpu", "cuda"),
-    "train.compile": choice(None, "blocks", "model"),
-    "train.compile_mode": choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+    "train.compile": choice(*COMPILE_SCOPES),
+    "train.compile_mode": choice(*COMPILE_MODES),
 }
 
 #: entries without which nothing can be built (the others have defaults in the trainer)
@@ -185,6 +233,7 @@ def check_config(cfg, source: str = "config") -> None:
             err = check(value)
             if err:
                 raise ConfigError(f"{key}: {err}, got {value!r} ({source})")
+    check_views_fit(tree, source)
 
 
 def apply_pretrain_options(cfg, options: dict | None) -> None:

@@ -44,13 +44,31 @@ def scan_images(root: str | os.PathLike) -> list[Path]:
     """All image files below ``root`` (recursive, sorted, extension-filtered)."""
     root = Path(root)
     if not root.exists():
-        raise DataError(f"data root does not exist: {root}")
+        raise DataError(f"{root} (data.root): folder not found")
     if not root.is_dir():
-        raise DataError(f"data root is not a folder: {root}")
+        raise DataError(f"{root} (data.root): is a file, not a folder of images")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise DataError(f"no images found under {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        raise DataError(f"{root} (data.root): no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return files
+
+
+def listing_digest(root: str | os.PathLike, files: list[Path]) -> str:
+    """SHA-256 of the sorted relative names of ``files`` under ``root``: a resume on another
+    image set (added, removed or renamed files) is noticed without reading a pixel."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\n")
+    return h.hexdigest()
+
+
+def check_batch(n_images: int, root, batch_size: int, world_size: int) -> None:
+    """Refuse a data set smaller than one global batch (incomplete batches are dropped, so an
+    epoch would hold no iteration), naming the folder and the key to change."""
+    if n_images < batch_size * world_size:
+        raise DataError(f"{root} (data.root): {n_images} image(s), fewer than one global batch "
+                        f"(data.batch_size_per_gpu={batch_size} x {world_size} process(es)); add images "
+                        "or lower data.batch_size_per_gpu")
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -103,7 +121,7 @@ class PretrainImages(Dataset):
                 if self.on_corrupt == "error":
                     raise
                 log.warning("warning: skipping unreadable image (replaced by the next one): %s", err)
-        raise DataError(f"no readable image under {self.root}")
+        raise DataError(f"{self.root} (data.root): no readable image")
 
 
 class ResumableSampler(Sampler):
@@ -137,3 +155,36 @@ class ResumableSampler(Sampler):
             chunk = perm[j * gb + self.rank * self.b: j * gb + (self.rank + 1) * self.b]
             for i in chunk:
                 yield (self.epoch, i)
+
+
+def prepare_data_root(data, rank: int = 0, wait_s: float = 600.0, say=None) -> None:
+    """Write the generated images a config's ``data.generate`` asks for under ``data.root``.
+
+    Only into a folder the generator creates or marked as its own (:func:`synthetic.folder.claim`):
+    a user's folder (``--cfg-options data.root=DIR`` on a config with a ``data.generate`` section)
+    or an empty one (an unmounted mount point) is an error naming it, never filled. Rank 0
+    writes (``say`` tells what it writes); the other ranks wait for its completion marker.
+    """
+    gen = data.get("generate")
+    if not gen:
+        return
+    from synthetic.folder import DONE, GeneratedFolderError, is_complete
+    from synthetic.images import image_folder_stamp, write_image_folder
+    root = Path(data.root)
+    if rank == 0:
+        stamp = image_folder_stamp(gen["n_images"], gen["size"], gen.get("seed", 0))
+        if say and not is_complete(root, stamp):
+            say(f"generating {gen['n_images']} synthetic images under {root} ...")
+        try:
+            write_image_folder(root, gen["n_images"], gen["size"], gen.get("seed", 0))
+        except GeneratedFolderError as err:
+            raise DataError(f"{root} (data.root, with data.generate set): {err.reason}; to train on the "
+                            "images there instead, drop the generator: --cfg-options data.generate=None") from None
+        return
+    import time
+    deadline = time.monotonic() + wait_s
+    while not (root / DONE).is_file():
+        if time.monotonic() > deadline:
+            raise DataError(f"{root} (data.root): rank 0 did not finish generating images within "
+                            f"{wait_s:.0f} s")
+        time.sleep(1)

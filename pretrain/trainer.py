@@ -17,17 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from core import dist as dist_state
 from core.errors import FLSLError
 from core.files import make_dirs
 
-from .checkpoint import CheckpointError, export_encoder, load_safely, save_atomic
-from .config_check import check_config
-from .data import DataError, PretrainImages, ResumableSampler, sample_seed
+from .checkpoint import CheckpointError, export_encoder, load_safely, load_strict, save_atomic
+from .config_check import COMPILE_SCOPES, check_config
+from .data import DataError, PretrainImages, ResumableSampler, check_batch, listing_digest, sample_seed
 from .encoder import EncoderSpec
 from .flops import peak_flops, train_step_flops
+from .lock import WorkDirLock
 from .loss import FLSLLoss
 from .model import FLSLNet
 from .schedules import cosine_schedule, linear_warmup_constant
@@ -52,17 +53,6 @@ def setup_logging(work_dir: Path | None, rank: int) -> None:
         fh.setFormatter(fmt)
         log.addHandler(fh)
     log.propagate = False
-
-
-def init_distributed() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from torchrun's environment; gloo on CPU, nccl on GPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    return rank, (dist.get_world_size() if dist.is_initialized() else 1), local_rank
 
 
 def param_groups(model: torch.nn.Module):
@@ -98,12 +88,6 @@ def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, momentum: flo
     torch._foreach_lerp_(t_params, s_params, 1.0 - momentum)
 
 
-#: ``train.compile``: what torch.compile compiles (None: nothing, eager)
-COMPILE_SCOPES = (None, "blocks", "model")
-#: ``train.compile_mode``: torch.compile's mode ("reduce-overhead" adds CUDA graphs)
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
 def compile_networks(student: FLSLNet, teacher: FLSLNet, scope: str | None, mode: str = "default") -> None:
     """``torch.compile`` the networks in place (their state-dict keys stay the same):
     ``"blocks"``: every transformer block of both encoders (the two view sizes give two graphs
@@ -127,9 +111,12 @@ class Trainer:
         self.cfg = cfg
         self.work_dir = Path(work_dir)
         check_config(cfg)  # before anything is created: a bad value is one line naming the key
-        self.rank, self.world, self.local_rank = init_distributed()
+        dist_state.init_from_env()
+        self.rank, self.world, self.local_rank = dist_state.rank(), dist_state.world_size(), dist_state.local_rank()
+        self.lock = WorkDirLock(self.work_dir)
         if self.rank == 0:
             make_dirs(self.work_dir)
+            self.lock.check()  # before train.log is opened or a checkpoint of another run is read
         setup_logging(self.work_dir if self.rank == 0 else None, self.rank)
         self.device = torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() and
                                    cfg.train.get("device", "auto") != "cpu" else "cpu")
@@ -170,6 +157,9 @@ class Trainer:
         self.dataset = PretrainImages(d.root, MultiCropViews(vcfg), seed=self.seed,
                                       on_corrupt=d.get("on_corrupt", "error"))
         self.batch_size = int(d.batch_size_per_gpu)
+        check_batch(len(self.dataset), d.root, self.batch_size, self.world)
+        self.data_meta = {"root": str(Path(d.root).resolve()), "n_images": len(self.dataset),
+                          "listing_sha256": listing_digest(self.dataset.root, self.dataset.files)}
         self.sampler = ResumableSampler(len(self.dataset), self.batch_size, self.rank, self.world, self.seed)
         workers = int(d.get("num_workers", 2))
         self.loader = torch.utils.data.DataLoader(
@@ -203,6 +193,9 @@ class Trainer:
         self.log_interval = int(t.get("log_interval", 10))
         self.ckpt_interval = int(t.get("checkpoint_interval", 500))
         self.saveckp_freq = int(t.get("saveckp_freq", 20))
+        # formatted once, without yapf: MMEngine's formatter turns a Ctrl-C into a SyntaxError
+        # quoting the whole config (a 60-line traceback when pressed during a save)
+        self.config_text = type(cfg)(cfg.to_dict(), format_python_code=False).pretty_text
         self.iteration = 0
         if self.resume:
             self._resume(self.resume)
@@ -227,7 +220,8 @@ class Trainer:
             "iteration": self.iteration,
             "meta": {"flsl_spec": self.spec.to_json(), "epochs": self.epochs,
                      "iters_per_epoch": self.iters_per_epoch, "world_size": self.world,
-                     "batch_size_per_gpu": self.batch_size, "config": self.cfg.pretty_text},
+                     "batch_size_per_gpu": self.batch_size, "data": self.data_meta,
+                     "config": self.config_text},
         }
 
     def snapshot_due(self) -> Path | None:
@@ -262,23 +256,46 @@ class Trainer:
         if spec != self.spec.to_json():
             raise CheckpointError(f"{path}: was trained with encoder {spec}, the config asks for "
                                   f"{self.spec.to_json()}; use a fresh work dir or the matching config")
+        self._check_resume_run(path, state)
         current = {"iters_per_epoch": self.iters_per_epoch, "world_size": self.world,
                    "batch_size_per_gpu": self.batch_size}
         for key, value in current.items():
             if state["meta"].get(key) != value:
                 log.warning("resuming with a different %s (%s -> %s): the data order differs from the "
                             "interrupted run", key, state["meta"].get(key), value)
-        try:
-            self.student.load_state_dict(state["student"])
-            self.teacher.load_state_dict(state["teacher"])
-        except RuntimeError as err:
-            raise CheckpointError(f"{path}: weights do not fit the model: {str(err).splitlines()[0]}") from None
+        # every missing / unexpected key and every shape mismatch, not a cut-off torch message
+        load_strict(self.student, state["student"], f"{path} (student)", "the model of the config")
+        load_strict(self.teacher, state["teacher"], f"{path} (teacher)", "the model of the config")
         self.optimizer.load_state_dict(state["optimizer"])
         self.criterion.load_state_dict(state["criterion"])
         if self.scaler and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
         log.info("resumed from %s at iteration %d / %d", path, self.iteration, self.total_iters)
+
+    def _check_resume_run(self, path: Path, state: dict) -> None:
+        """Refuse a resume that would silently finish another run: fewer epochs than already
+        trained (it used to print "training already complete" and export the longer run's
+        teacher), another epoch count (every schedule depends on it, so the result would follow
+        neither recipe), or other images (the old run's file list, when it was recorded)."""
+        meta, it = state["meta"], int(state["iteration"])
+        old_epochs = meta.get("epochs")
+        fresh = "keep it, or start afresh with --no-resume or another --work-dir"
+        if old_epochs is not None and old_epochs != self.epochs:
+            done = f"{it} of {old_epochs * meta.get('iters_per_epoch', 0) or '?'} iterations"
+            raise CheckpointError(
+                f"{path}: holds a run of {old_epochs} epochs ({done} done), the config now asks for "
+                f"train.epochs={self.epochs}; the learning-rate, momentum and temperature schedules span "
+                f"the whole run, so the resumed run would follow neither: train.epochs={old_epochs} to "
+                f"{fresh}")
+        old = meta.get("data")
+        if old and old.get("listing_sha256") != self.data_meta["listing_sha256"]:
+            raise CheckpointError(
+                f"{path}: was trained on {old.get('root')} ({old.get('n_images')} images), data.root "
+                f"{self.data_meta['root']} holds other images ({self.data_meta['n_images']}, another file "
+                f"list); point data.root at the run's images to {fresh}")
+        if old and old.get("root") != self.data_meta["root"]:
+            log.info("data.root moved from %s to %s (same file list)", old.get("root"), self.data_meta["root"])
 
     # ------------------------------------------------------------------ step
     def _set_hyperparameters(self, it: int) -> None:
@@ -346,6 +363,13 @@ class Trainer:
                     "rate, raise warm-up, or switch fp16 to bf16.")
 
     def train(self) -> Path | None:
+        """Train to ``train.epochs`` holding the work folder's lock; export the teacher."""
+        if self.rank != 0:
+            return self._train()
+        with self.lock:
+            return self._train()
+
+    def _train(self) -> Path | None:
         if self.iteration >= self.total_iters:
             log.info("training already complete (%d iterations)", self.total_iters)
             return self.finish()

@@ -17,6 +17,7 @@ device.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 
 import cv2
@@ -113,10 +114,39 @@ def decode_for_crop(img: Image.Image, box: tuple[int, int, int, int], size: int)
     except (OSError, ValueError, SyntaxError) as err:   # truncated or corrupt pixel data
         raise ImageDecodeError(str(err)) from None
     if img.mode != "RGB":
-        img = img.convert("RGB")
+        img = img.convert("RGB") if img.mode not in WIDE_MODES else _wide_to_rgb(img)
     if scale > 1:
         box = tuple(v / scale for v in box)
     return img, box, scale
+
+
+#: Pillow modes of more than 8 bits per pixel, which ``convert("RGB")`` clips at 255 (a 16-bit
+#: PNG becomes nearly white, a float TIFF in [0, 1] nearly black)
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_WARNED: set = set()
+log = logging.getLogger("flsl")
+
+
+def _wide_to_rgb(img: Image.Image) -> Image.Image:
+    """A 16-bit image scaled to 8 bits (value / 257: 65535 -> 255); a 32-bit integer or float
+    image scaled from its own range [min, max] to [0, 255]. Warned about once per file: the
+    training data is not what a reader of the file would assume."""
+    a = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16"):
+        how = "scaled from 16 to 8 bits"
+        a = a / 257.0
+    else:
+        lo, hi = (float(a.min()), float(a.max())) if a.size and np.isfinite(a).all() else (0.0, 0.0)
+        how = f"scaled from its range [{lo:g}, {hi:g}] to 8 bits"
+        a = (np.nan_to_num(a) - lo) * (255.0 / (hi - lo) if hi > lo else 0.0)
+    name = getattr(img, "filename", "") or "an image"
+    if name not in _WARNED:
+        _WARNED.add(name)
+        log.warning("warning: %s: %s image (mode %s) %s for training; convert the data set to 8-bit "
+                    "images to silence this", name, "16-bit" if img.mode.startswith("I;16") else
+                    "32-bit", img.mode, how)
+    grey = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8))
+    return grey.convert("RGB")
 
 
 def _resized_crop_pil(img: Image.Image, box, size: int) -> Image.Image:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from synthetic.folder import claim, finish
 from synthetic.images import SHAPES, random_scene
 
 #: label value written for the background and for each shape kind
@@ -45,8 +46,7 @@ def write_ade(root: str | Path, n_train: int = 24, n_val: int = 8, height: int =
     """Generate the set under ``root`` (see the module docstring); returns ``root``."""
     root = Path(root)
     stamp = f"ade {n_train} {n_val} {height} {width} {seed} {max_objects}"
-    done = root / ".complete"
-    if done.is_file() and done.read_text().strip() == stamp:
+    if claim(root, stamp):
         return root
     rng = np.random.default_rng(seed)
     for (split, prefix), n in zip(SPLITS.items(), (n_train, n_val)):
@@ -58,7 +58,7 @@ def write_ade(root: str | Path, n_train: int = 24, n_val: int = 8, height: int =
                                         min_radius=0.12, max_radius=0.3)
             Image.fromarray(img).save(img_dir / f"{prefix}_{i:08d}.jpg", quality=92)
             Image.fromarray(label_map(height, width, objects)).save(ann_dir / f"{prefix}_{i:08d}.png")
-    done.write_text(stamp)
+    finish(root, stamp)
     return root
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from synthetic.folder import claim, finish
 from synthetic.images import SHAPES, random_scene
 
 CLASSES = tuple(SHAPES)
@@ -65,15 +66,14 @@ def write_coco(root: str | Path, n_train: int = 24, n_val: int = 8, height: int 
     """Generate the set under ``root`` (see the module docstring); returns ``root``."""
     root = Path(root)
     stamp = f"coco {n_train} {n_val} {height} {width} {seed} {max_objects}"
-    done = root / ".complete"
-    if done.is_file() and done.read_text().strip() == stamp:
+    if claim(root, stamp):
         return root
     rng = np.random.default_rng(seed)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     for split, n in zip(SPLITS, (n_train, n_val)):
         coco = make_split(root, split, n, height, width, rng, max_objects)
         (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
-    done.write_text(stamp)
+    finish(root, stamp)
     return root
 
 

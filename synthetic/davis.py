@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.davis.io import ANNOTATIONS, IMAGES, IMAGESETS, VOID, write_index_png
+from synthetic.folder import claim, finish
 from synthetic.images import SHAPES, random_scene, shape_mask, texture
 
 SCENARIOS = ("single", "occlusion", "leaving", "entering")
@@ -124,6 +125,9 @@ def write_davis(root: str | Path, n_sequences: int = 4, frames: tuple[int, int] 
     h, w = HD_SIZE if hd else size
     if min(h, w) < 32 or frames[0] < 3 or frames[1] < frames[0]:
         raise ValueError("need frames of at least 32x32 pixels and at least 3 frames per sequence")
+    # a set of the same settings is written again (the ground truth is returned from memory)
+    stamp = f"davis {n_sequences} {frames[0]}-{frames[1]} {h}x{w} {seed} {split} {quality}"
+    claim(root, stamp)
     rng = np.random.default_rng(seed)
     out = SyntheticDavis(root, split, [], (h, w), {}, {}, "", {})
     for i in range(n_sequences):
@@ -153,6 +157,7 @@ def write_davis(root: str | Path, n_sequences: int = 4, frames: tuple[int, int] 
     split_file = root / IMAGESETS / f"{split}.txt"
     split_file.parent.mkdir(parents=True, exist_ok=True)
     split_file.write_text("".join(f"{s}\n" for s in out.sequences))
+    finish(root, stamp)
     return out
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from synthetic.folder import claim, finish
+
 SHAPES = ("ellipse", "rectangle", "triangle")
 
 
@@ -82,20 +84,25 @@ def random_scene(rng: np.random.Generator, height: int, width: int, n_objects: i
     return (img * 255).round().astype(np.uint8), objects
 
 
+def image_folder_stamp(n_images: int, size: int, seed: int = 0, n_classes: int = 0) -> str:
+    """The settings line :func:`write_image_folder` marks its folder with."""
+    return f"{n_images} {size} {seed} {n_classes}"
+
+
 def write_image_folder(root: str | Path, n_images: int = 256, size: int = 128, seed: int = 0,
                        n_classes: int = 0) -> Path:
     """Write ``n_images`` JPEG scenes under ``root`` (flat, or ImageNet layout with
-    ``n_classes`` class folders). Existing complete folders are reused. Returns ``root``."""
+    ``n_classes`` class folders). A complete set of the same settings is reused; any folder the
+    generator did not create is refused (:func:`synthetic.folder.claim`). Returns ``root``."""
     root = Path(root)
-    done = root / ".complete"
-    if done.is_file() and done.read_text().strip() == f"{n_images} {size} {seed} {n_classes}":
+    stamp = image_folder_stamp(n_images, size, seed, n_classes)
+    if claim(root, stamp):
         return root
-    root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(n_images):
         img, _ = random_scene(rng, size, size, int(rng.integers(1, 5)))
         folder = root / f"class_{i % n_classes:03d}" if n_classes else root
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"img_{i:05d}.jpg", quality=92)
-    done.write_text(f"{n_images} {size} {seed} {n_classes}")
+    finish(root, stamp)
     return root

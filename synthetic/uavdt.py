@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from synthetic.folder import claim, finish
 from synthetic.images import texture
 
 IMAGE_DIR = "UAV-benchmark-M"
@@ -138,6 +139,9 @@ def write_uavdt_tree(root: str | Path, train=("M0101", "M0201"), test=("M0203",)
     root = Path(root)
     sizes = dict(sizes or {})
     split = {"train": list(train), "test": list(test)}
+    stamp = (f"uavdt {' '.join(split['train'])} / {' '.join(split['test'])} {n_frames} {size} "
+             f"{sorted(sizes.items())} {n_vehicles} {seed} {write_attr}")
+    claim(root, stamp)  # a set of the same settings is written again (ground truth from memory)
     gt_dir = root / GT_DIR
     gt_dir.mkdir(parents=True, exist_ok=True)
     out = SyntheticUAVDT(root, split, {}, {}, {}, {})
@@ -164,4 +168,5 @@ def write_uavdt_tree(root: str | Path, train=("M0101", "M0201"), test=("M0203",)
             for seq in seqs:
                 flags = np.random.default_rng([seed, 7, len(seq)]).integers(0, 2, size=10)
                 (folder / f"{seq}_attr.txt").write_text(",".join(map(str, flags)) + "\n")
+    finish(root, stamp)
     return out

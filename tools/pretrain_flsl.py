@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -38,10 +37,10 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", message=".*torch.jit.interface.*")
-    from synthetic.images import write_image_folder
     from core.config import read_config
     from core.files import check_output_path
     from pretrain.config_check import apply_pretrain_options, check_config
+    from pretrain.data import prepare_data_root
     from pretrain.trainer import Trainer
 
     cfg_path = Path(args.config)
@@ -51,15 +50,7 @@ def main(argv=None) -> int:
     work_dir = check_output_path(args.work_dir or Path("work_dirs") / cfg_path.stem, [cfg.data.root],
                                  option="--work-dir")
     try:
-        gen = cfg.data.get("generate")
-        if gen and not (Path(cfg.data.root) / ".complete").is_file():
-            if int(os.environ.get("RANK", "0")) == 0:
-                print(f"generating {gen['n_images']} synthetic images under {cfg.data.root} ...", flush=True)
-                write_image_folder(cfg.data.root, gen["n_images"], gen["size"], gen.get("seed", 0))
-            else:  # other ranks wait for rank 0's completion marker
-                deadline = time.time() + 600
-                while not (Path(cfg.data.root) / ".complete").is_file() and time.time() < deadline:
-                    time.sleep(1)
+        prepare_data_root(cfg.data, int(os.environ.get("RANK", "0")), say=lambda m: print(m, flush=True))
         resume = None if args.no_resume else (args.resume or "auto")
         trainer = Trainer(cfg, work_dir, resume=resume)
         out = trainer.train()

@@ -21,7 +21,7 @@ TINY = dict(
 
 @pytest.fixture(scope="session")
 def image_root(tmp_path_factory) -> Path:
-    return write_image_folder(tmp_path_factory.mktemp("images"), n_images=16, size=80, seed=1, n_classes=2)
+    return write_image_folder(tmp_path_factory.mktemp("images") / "images", n_images=16, size=80, seed=1, n_classes=2)
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from .conftest import write_config
 
 
 def test_missing_and_empty_roots(tmp_path):
-    with pytest.raises(DataError, match="does not exist: .*nowhere"):
+    with pytest.raises(DataError, match=r"nowhere \(data.root\): folder not found"):
         scan_images(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not an image")
-    with pytest.raises(DataError, match="no images found under .*empty"):
+    with pytest.raises(DataError, match=r"empty \(data.root\): no images found"):
         scan_images(tmp_path / "empty")
 
 
@@ -58,7 +58,7 @@ def test_cli_missing_data_root(tiny_cfg, tmp_path, repo_root):
     cfg = write_config(tiny_cfg, tmp_path / "c.py")
     proc = subprocess.run([sys.executable, str(repo_root / "tools/pretrain_flsl.py"), str(cfg), "--work-dir",
                            str(tmp_path / "wd")], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "data root does not exist" in proc.stderr and "missing" in proc.stderr
+    assert proc.returncode == 2 and "missing (data.root): folder not found" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -17,12 +17,12 @@ from synthetic.coco import CLASSES, write_coco
 
 @pytest.fixture(scope="module")
 def coco_root(tmp_path_factory):
-    return write_coco(tmp_path_factory.mktemp("coco"), n_train=4, n_val=3, height=72, width=104, seed=2)
+    return write_coco(tmp_path_factory.mktemp("coco") / "coco", n_train=4, n_val=3, height=72, width=104, seed=2)
 
 
 @pytest.fixture(scope="module")
 def ade_root(tmp_path_factory):
-    return write_ade(tmp_path_factory.mktemp("ade"), n_train=3, n_val=2, height=64, width=80, seed=4)
+    return write_ade(tmp_path_factory.mktemp("ade") / "ade", n_train=3, n_val=2, height=64, width=80, seed=4)
 
 
 def test_coco_annotations_match_their_masks(coco_root):

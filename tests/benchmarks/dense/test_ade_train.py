@@ -40,7 +40,7 @@ def plain_miou(pred_dir, gt_dir) -> float:
 
 @pytest.fixture(scope="module")
 def ade(tmp_path_factory):
-    return write_ade(tmp_path_factory.mktemp("ade"), n_train=8, n_val=4, height=96, width=128, seed=1)
+    return write_ade(tmp_path_factory.mktemp("ade") / "ade", n_train=8, n_val=4, height=96, width=128, seed=1)
 
 
 def test_semantic_fpn_train_resume_and_miou(ade, tiny16_ckpt, tmp_path, repo_root):

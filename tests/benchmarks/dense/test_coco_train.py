@@ -52,7 +52,7 @@ def check_reported_ap(proc, work, ann_file):
 
 @pytest.fixture(scope="module")
 def coco(tmp_path_factory):
-    return write_coco(tmp_path_factory.mktemp("coco"), n_train=8, n_val=4, height=128, width=160, seed=0)
+    return write_coco(tmp_path_factory.mktemp("coco") / "coco", n_train=8, n_val=4, height=128, width=160, seed=0)
 
 
 @pytest.fixture(scope="module")

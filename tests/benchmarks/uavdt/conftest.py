@@ -7,7 +7,7 @@ from synthetic.uavdt import write_uavdt_tree
 @pytest.fixture(scope="module")
 def uavdt_tree(tmp_path_factory):
     """Three sequences (two train, one test), 6 frames each; M0201 has another image size."""
-    root = tmp_path_factory.mktemp("uavdt")
+    root = tmp_path_factory.mktemp("uavdt") / "uavdt"
     return write_uavdt_tree(root, train=("M0101", "M0201"), test=("M0203",), n_frames=6,
                             size=(160, 96), sizes={"M0201": (176, 88)}, seed=3)
 

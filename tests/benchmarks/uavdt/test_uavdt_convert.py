@@ -60,6 +60,7 @@ def test_all_three_categories_are_generated(uavdt_tree):
 
 
 def test_image_sizes_are_read_from_each_file(tmp_path):
+    tmp_path = tmp_path / "uavdt"  # a generator writes only into a folder it creates
     tree = write_uavdt_tree(tmp_path, train=("M0101", "M0201"), test=(), n_frames=3,
                             size=(160, 96), sizes={"M0201": (176, 88)}, seed=1)
     # one frame saved at another size: the converter must open every file, not guess
