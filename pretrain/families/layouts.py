@@ -97,16 +97,18 @@ def _group(keys) -> str:
 
 
 def summarize_dropped(dropped: dict) -> str:
-    """``ignored 47 head tensors (c_head.*, ca_head.*, p_head.*)``-style summary, one clause per
-    reason."""
-    by_reason: dict[str, list[str]] = {}
+    """``ignored 47 head tensors (c_head.*, ca_head.*, p_head.*)``: one clause per kind (heads of
+    any sort together), a single tensor with its reason."""
+    by_kind: dict[str, list[str]] = {}
     for key, why in dropped.items():
-        by_reason.setdefault(why, []).append(key)
+        kind = "head" if "head" in why else why
+        by_kind.setdefault(kind, []).append(key)
     parts = []
-    for why, keys in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
-        what = "tensor" if len(keys) == 1 else "tensors"
-        parts.append(f"{len(keys)} {what} of the {why} ({_group(keys)})" if len(keys) > 1
-                     else f"{keys[0]} ({why})")
+    for kind, keys in sorted(by_kind.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        if len(keys) == 1:
+            parts.append(f"{keys[0]} ({dropped[keys[0]]})")
+        else:
+            parts.append(f"{len(keys)} {kind} tensors ({_group(keys)})")
     return "ignored " + "; ".join(parts) if parts else "ignored nothing"
 
 
