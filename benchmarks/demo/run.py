@@ -20,7 +20,9 @@ own tools (their progress streams through; the arms run side by side, one proces
 7. figures    tools/visualize.py (both encoders in one figure per image) and the pretraining
               curves from the pretraining's log.jsonl
 8. table      WORK/results.md (the table, the summary and the figures) and WORK/results.json
-              (every per-seed / per-unit number behind it), printed at the end; figures/results.png
+              (every per-seed / per-unit number behind it), printed at the end; figures/results.png;
+              every run is in the results store (``--store``, recorded by each tool as it finishes)
+              and WORK/leaderboard/index.html is the leaderboard site built from it
 
 Every number is reported with its spread (:mod:`benchmarks.demo.claims`): the mean and
 standard deviation over seeds where a protocol trains, and for each difference its 95% interval;
@@ -473,7 +475,9 @@ def write_results(work: Path, results: dict, comparisons: dict, budget: Budget, 
 
 # ----------------------------------------------------------------------------- main
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from core.cli import flags
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[flags("store")])
     p.add_argument("--work-dir", default=None, help="output folder (default work_dirs/demo, quick: work_dirs/demo_quick)")
     p.add_argument("--quick", action="store_true", help="test-sized budget (a few minutes)")
     p.add_argument("--fresh", action="store_true", help="delete the work dir first")
@@ -505,6 +509,9 @@ def main(argv=None) -> int:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     demo = Demo(work, budget, sys.executable, args.threads)
+    from core.results import store_path
+    store = store_path(args.store).resolve()
+    demo.env["FLSL_RESULTS"] = str(store)     # every tool the demo runs records its run there
     prog = Progress(8)
     prog.stage("data", "generating data (pretraining images are written by the pretraining tool)")
     demo.make_data()
@@ -527,6 +534,13 @@ def main(argv=None) -> int:
     comparisons = compare(results)
     prog.finish()
     md = write_results(work, results, comparisons, budget, prog.times, prog.elapsed(), figs)
+    from benchmarks.davis.config import load_settings
+    from benchmarks.leaderboard.records import record_demo_runs
+    from benchmarks.leaderboard.site import publish
+    from core.steps import REPO
+    record_demo_runs(work, demo.backbones, demo.roots,
+                     load_settings(REPO / DAVIS_CONFIG, short_side=budget.davis_short_side), store)
+    publish(store, work / "leaderboard")
     print("\n" + md.read_text())
     print(f"wall time {prog.elapsed() / 60:.1f} min; wrote {repo_relative(md)} and "
           f"{repo_relative(work / 'results.json')}; figures under {repo_relative(work / 'figures')}")

@@ -165,31 +165,38 @@ def davis_metrics(global_scores: dict, where: str) -> dict:
 DAVIS_PROTOCOL_KEYS = ("n_last_frames", "neighborhood", "topk", "temperature", "short_side", "multiple")
 
 
+def davis_protocol(settings: dict) -> dict:
+    """``protocol``, ``protocol_default`` and ``protocol_note`` of DAVIS propagation ``settings``:
+    values other than DINO's protocol (benchmarks/davis/config.py) make it non-default, named."""
+    from benchmarks.davis.config import DEFAULTS
+    changed = {k: settings.get(k) for k in DAVIS_PROTOCOL_KEYS if settings.get(k) != DEFAULTS[k]}
+    return {"protocol": "label propagation" + "".join(f", {k}={v}" for k, v in changed.items()),
+            "protocol_default": not changed,
+            "protocol_note": ("differs from DINO's protocol in " + ", ".join(changed)) if changed else ""}
+
+
 @_never_fails
 def record_davis(global_scores: dict, *, checkpoint, data_root, settings: dict, result_file, subset: bool = False,
                  family: str | None = None, config_path=None, store=None, argv=None) -> int | None:
     """Record a DAVIS evaluation (``global_scores``: the 7 official numbers, fractions) made with
-    the protocol ``settings`` (benchmarks/davis/config.py); settings other than DINO's protocol
-    mark the run non-default, naming them."""
-    from benchmarks.davis.config import DEFAULTS
+    the protocol ``settings`` (:func:`davis_protocol`)."""
     digest = None
     if config_path and Path(config_path).is_file():
         digest = hashlib.sha256(Path(config_path).read_bytes()).hexdigest()
-    changed = {k: settings.get(k) for k in DAVIS_PROTOCOL_KEYS if settings.get(k) != DEFAULTS[k]}
     desc = describe_checkpoint(checkpoint, settings.get("which") or "teacher")
     if family:
         desc["family"] = family
-    split = settings.get("split", "val")
     return record_run(
         "davis", davis_metrics(global_scores, str(result_file)), kind="davis", checkpoint=checkpoint, **desc,
-        dataset=f"{_relative(Path(data_root))} ({split}{', subset' if subset else ''})",
-        protocol="label propagation" + ("".join(f", {k}={v}" for k, v in changed.items())),
-        protocol_default=not changed,
-        protocol_note=("differs from DINO's protocol in " + ", ".join(changed)) if changed else "",
+        dataset=davis_dataset(data_root, settings.get("split", "val"), subset), **davis_protocol(settings),
         argv=argv, config_path=config_path, config_digest=digest,
         inputs={str(checkpoint): file_digest(checkpoint)}, source=result_file,
         extra={"settings": {k: settings.get(k) for k in DAVIS_PROTOCOL_KEYS}}, store=store,
         uid=result_uid(result_file, "davis"))
+
+
+def davis_dataset(data_root, split: str, subset: bool = False) -> str:
+    return f"{_relative(Path(data_root))} ({split}{', subset' if subset else ''})"
 
 
 # ----------------------------------------------------------------------------- demo probes
@@ -246,8 +253,27 @@ def _imported(path: Path, benchmark: str, metrics: dict, kind: str, checkpoint, 
                config_digest=prov.get("config_digest"), inputs=prov.get("inputs") or {}, finished=finished,
                source=str(path), extra=extra,
                **{**(describe_checkpoint(ckpt) if Path(ckpt).is_file() else {}), **fields})
-    with Store(store) as st:
+    with Store(store) as st:     # a "seed" among fields numbers single-valued metrics
         return st.add(row, metrics)
+
+
+def _trained_of(run_dir: Path) -> dict:
+    """Encoder and seed of a dense run folder's newest checkpoint (MMEngine's ``last_checkpoint``
+    names it), or nothing."""
+    marker = run_dir / "last_checkpoint"
+    try:
+        newest = Path(marker.read_text().strip())
+    except OSError:
+        return {}
+    if not newest.is_absolute() and not newest.is_file():
+        newest = run_dir / newest.name
+    if not newest.is_file():
+        return {}
+    try:
+        from benchmarks.dense.runner import trained_meta
+        return trained_meta(str(newest)) or {}
+    except ImportError:     # MMEngine missing: the import still works, without these two
+        return {}
 
 
 def import_file(path, store=None, checkpoint: str | None = None, **fields) -> list[int]:
@@ -263,8 +289,9 @@ def import_file(path, store=None, checkpoint: str | None = None, **fields) -> li
     if name == "test_metrics.json":
         raw = _read_json(path)
         bench, metrics = dense_metrics(raw, str(path))
-        return [_imported(path, bench, metrics, "dense", checkpoint or run_dir.name, store,
-                          **{"dataset": bench, **fields})]
+        trained = _trained_of(run_dir)
+        return [_imported(path, bench, metrics, "dense", checkpoint or trained.get("encoder") or run_dir.name, store,
+                          **{"dataset": bench, "seed": int(trained.get("seed") or 0), **fields})]
     if name in ("davis_results.json", "davis_results-subset.json") or (name.startswith("global_results-")
                                                                        and name.endswith(".csv")):
         if name.endswith(".json"):
@@ -349,6 +376,28 @@ def import_demo(path, store=None) -> list[int]:
     return ids
 
 
+@_never_fails
+def record_demo_runs(work, backbones: dict, roots: dict, davis_settings: dict, store=None) -> list[int]:
+    """Make sure the store holds every result of a demo work dir: its tools record their runs as
+    they finish; a step skipped as already done (its record went to another store, or none
+    existed) is imported here from its result file with what the demo knows (the arm's backbone,
+    the data set, the protocol). Runs already stored are found by their identity, not added."""
+    work = Path(work)
+    ids = []
+    for arm, backbone in backbones.items():
+        runs = work / "runs" / arm
+        for f in sorted((runs / "coco").glob("seed*/test/test_metrics.json")):
+            ids += import_file(f, store, checkpoint=str(backbone), dataset=_relative(roots["coco"]))
+        probe = runs / "probe" / "probe_results.json"
+        if probe.is_file():
+            ids += import_file(probe, store, checkpoint=str(backbone), dataset=_relative(roots["coco"]))
+        davis = runs / "davis" / "davis_results.json"
+        if davis.is_file():
+            ids += import_file(davis, store, checkpoint=str(backbone), **davis_protocol(davis_settings),
+                               dataset=davis_dataset(roots["davis"], davis_settings.get("split", "val")))
+    return ids
+
+
 IMPORTABLE = ("test_metrics.json", "davis_results.json", "global_results-*.csv", "probe_results.json", "results.json")
 
 
@@ -377,4 +426,5 @@ def _looks_like_demo(path: Path) -> bool:
 
 __all__ = ["describe_checkpoint", "record_dense_test", "record_davis", "record_demo_probes", "import_file",
            "import_demo", "find_importable", "dense_metrics", "demo_records", "probe_records",
-           "PROBE_BENCHMARK", "GROUPING_BENCHMARK", "ResultFileError"]
+           "PROBE_BENCHMARK", "GROUPING_BENCHMARK", "ResultFileError", "record_demo_runs", "davis_protocol",
+           "result_uid"]

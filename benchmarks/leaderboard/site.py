@@ -520,6 +520,21 @@ def build_site(store: Store, out: str | os.PathLike) -> dict:
     return {"runs": len(runs), "benchmarks": len(boards), "checkpoints": len(checkpoints), "pages": len(files)}
 
 
+def publish(store_option, out, log=print) -> Path | None:
+    """Build the site from the store into ``out`` for a tool that has finished its own work (the
+    demo): a store that cannot be read costs the site only, with a warning. Returns index.html."""
+    from core.errors import FLSLError
+    try:
+        with Store(store_option) as store:
+            counts = build_site(store, out)
+    except FLSLError as err:
+        log(f"warning: no leaderboard site: {err}")
+        return None
+    log(f"leaderboard: {Path(out) / 'index.html'} ({counts['runs']} runs, {counts['benchmarks']} benchmark pages) "
+        f"from {store.path}")
+    return Path(out) / "index.html"
+
+
 MARKER = ".flsl-leaderboard"
 
 
@@ -558,5 +573,5 @@ def write_files(out: Path, files: dict) -> None:
                 shutil.rmtree(leftover)
 
 
-__all__ = ["build_site", "build_boards", "load_paper", "backbone_label", "match_paper_row", "ROWS_PER_PAGE",
+__all__ = ["build_site", "publish", "build_boards", "load_paper", "backbone_label", "match_paper_row", "ROWS_PER_PAGE",
            "RUNS_PER_PAGE", "Board", "Row", "Cell", "CSP"]

@@ -116,3 +116,40 @@ def test_unknown_or_broken_files_are_refused(tmp_path):
     (tmp_path / "x" / "test_metrics.json").write_text(json.dumps({"loss": 1.0}))
     with pytest.raises(ResultFileError, match="not a COCO"):
         import_file(tmp_path / "x" / "test_metrics.json", tmp_path / "r.db")
+
+
+def test_demo_work_dir_is_recorded_once_with_what_the_demo_knows(tmp_path):
+    from benchmarks.davis.config import load_settings
+    from benchmarks.davis.metrics import DavisResults
+    from benchmarks.dense.runner import write_metrics
+    from benchmarks.leaderboard.records import record_demo_runs
+    work = tmp_path / "demo"
+    backbones, rng = {}, np.random.default_rng(1)
+    for k, arm in enumerate(("flsl", "random")):
+        backbones[arm] = work / "backbones" / f"{arm}.safetensors"
+        backbones[arm].parent.mkdir(parents=True, exist_ok=True)
+        backbones[arm].write_bytes(arm.encode())
+        for seed in (0, 1):
+            run_dir = work / "runs" / arm / "coco" / f"seed{seed}"
+            write_metrics({"coco/bbox_mAP": 0.1 * (k + 1) + 0.01 * seed}, run_dir / "test" / "test_metrics.json")
+            if seed == 1:   # MMEngine's checkpoint meta: the training's seed (seed 0's run has none)
+                import torch
+                torch.save({"meta": {"seed": 7, "cfg": "model = dict(backbone=dict(init_cfg=dict(checkpoint='e.pth')))"},
+                            "state_dict": {}}, run_dir / "epoch_1.pth")
+                (run_dir / "last_checkpoint").write_text(str(run_dir / "epoch_1.pth"))
+        res = DavisResults()
+        res.add("s", rng.uniform(0.3, 0.9, (1, 5)), rng.uniform(0.3, 0.9, (1, 5)))
+        res.write(work / "runs" / arm / "davis", "val")
+    roots = {"coco": work / "data" / "coco", "davis": work / "data" / "davis"}
+    settings = load_settings(None, short_side=64)
+    store = tmp_path / "r.db"
+    first = record_demo_runs(work, backbones, roots, settings, store)
+    assert sorted(first) == sorted(set(first)) and len(first) == 2 * 3
+    assert record_demo_runs(work, backbones, roots, settings, store) == first       # again: the same runs
+    runs = _stored(store)
+    coco = [r for r in runs if r["benchmark"] == "coco" and r["checkpoint"] == "random.safetensors"]
+    assert len(coco) == 2 and {r["dataset"] for r in coco} == {str(roots["coco"])}
+    # the seed comes from the trained checkpoint's meta where the run folder has one
+    assert sorted((r["metrics"]["bbox_AP"] for r in coco), key=len) == [{0: pytest.approx(20.0)}, {7: pytest.approx(21.0)}]
+    davis = [r for r in runs if r["benchmark"] == "davis"]
+    assert {r["protocol_default"] for r in davis} == {False} and "short_side=64" in davis[0]["protocol"]
