@@ -4,8 +4,9 @@
 # seeds, patch grouping), Mask R-CNN fine-tuning + COCO evaluation over 3 seeds, DAVIS-style label
 # propagation + J&F, for the pretrained and the randomly initialised encoder with the same budget
 # -> a table with each number's spread and a summary that claims only differences outside their
-# 95% interval (WORK/results.md with the figures embedded, WORK/results.json) and figures.
-#   tools/demo.sh [--quick] [--work-dir DIR] [--fresh] [--no-figures]
+# 95% interval (WORK/results.md with the figures embedded, WORK/results.json) and figures; every
+# run goes into the results store and the leaderboard site is built in WORK/leaderboard/.
+#   tools/demo.sh [--quick] [--work-dir DIR] [--fresh] [--no-figures] [--store PATH]
 # Sets up .venv on first use; re-running resumes after the last finished stage.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
