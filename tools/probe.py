@@ -9,7 +9,8 @@
 
 PROTOCOL / NAME (one config each under configs/probes/): linear and linear_ms on ade20k, voc2012,
 cityscapes; hummingbird on voc2012, ade20k; depth_lin1 and depth_lin4 on nyu; correspondence on
-spair. Writes OUT/probe_results.json and, with --save-predictions, OUT/pred/<image id>.png.
+spair. Writes OUT/probe_results.json and, with --save-predictions, OUT/pred/<image id>.png, and
+records the run in the results store (--store PATH; docs/leaderboard.md).
 Features are extracted once into OUT/feature_cache (or cache.root=DIR) and reused by later runs
 with the same checkpoint, layers, resolution and data. Under torchrun each rank extracts its
 shards of the cache.
@@ -26,7 +27,7 @@ def parse_args(argv=None):
     from core.cli import flags
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("checkpoint", "data_root", "out", "cfg_options", "which", "device",
-                                               required=("data_root",), which="teacher")])
+                                               "store", required=("data_root",), which="teacher")])
     p.add_argument("--protocol", help="linear, linear_ms, hummingbird, depth_lin1, depth_lin4, correspondence")
     p.add_argument("--dataset", help="ade20k, voc2012, cityscapes, nyu, spair")
     p.add_argument("--save-predictions", action="store_true", help="write OUT/pred/<image id>.png")
@@ -71,6 +72,12 @@ def main(argv=None) -> int:
         print(f"{args.protocol} on {args.dataset}: " + "  ".join(
             f"{k} {v:.4g}" for k, v in doc["metrics"].items() if isinstance(v, (int, float))))
         print(f"wrote {args.out}/{RESULTS}")
+        from pathlib import Path
+
+        from benchmarks.leaderboard.records import record_probe   # after the file: never loses it
+        from benchmarks.probes.run import config_path
+        record_probe(doc, result_file=Path(args.out) / RESULTS, config_path=config_path(args.protocol, args.dataset),
+                     options=args.cfg_options, store=args.store)
     return 0
 
 

@@ -225,6 +225,49 @@ def record_demo_probes(doc: dict, *, data_root, result_file, store=None, argv=No
             for bench, metrics in probe_records(doc)]
 
 
+# ----------------------------------------------------------------------------- frozen-feature probes
+#: per-seed keys of the probes' summary metrics where the names differ (benchmarks/probes/depth.py)
+PROBE_SEED_KEYS = {"RMSE": "rmse", "delta1": "a1"}
+
+
+def probe_metrics(doc: dict) -> dict:
+    """``{metric: {seed: value}}`` of a tools/probe.py results document: per seed where the
+    protocol trains (``per_seed``), else its single value; spreads (``*_std``) are not stored,
+    the site computes them from the seeds."""
+    per_seed = doc.get("per_seed") or []
+    out = {}
+    for name, value in (doc.get("metrics") or {}).items():
+        if name.endswith("_std") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        key = name if per_seed and name in per_seed[0] else PROBE_SEED_KEYS.get(name)
+        if per_seed and key in per_seed[0]:
+            out[name] = {int(r["seed"]): r[key] for r in per_seed if r.get(key) is not None}
+        else:
+            out[name] = value
+    return out
+
+
+@_never_fails
+def record_probe(doc: dict, *, result_file, config_path=None, options: dict | None = None, store=None,
+                 argv=None) -> int | None:
+    """Record a tools/probe.py run (``doc``: its probe_results.json). ``options`` (--cfg-options)
+    make the protocol non-default, named."""
+    import json
+    ck = doc.get("checkpoint") or {}
+    bench = f"probe-{doc['protocol']}"
+    settings = json.dumps(doc.get("settings"), sort_keys=True, default=str).encode()
+    data = doc.get("data") or {}
+    inputs = {str(ck.get("path")): ck.get("sha256"),
+              **{f"{data.get('root')} ({k})": v for k, v in data.items() if k != "root"}}
+    return record_run(
+        bench, probe_metrics(doc), kind="probe", checkpoint=ck.get("path") or "unknown",
+        checkpoint_digest=ck.get("sha256"), family=ck.get("format"), architecture=ck.get("arch"),
+        dataset=str(doc.get("dataset") or ""), protocol=str(doc["protocol"]), protocol_default=not options,
+        protocol_note=("changed: " + ", ".join(f"{k}={v}" for k, v in options.items())) if options else "",
+        argv=argv, config_path=config_path, config_digest=hashlib.sha256(settings).hexdigest(), inputs=inputs,
+        source=result_file, extra={"which": ck.get("which")}, store=store, uid=result_uid(result_file, bench))
+
+
 # ----------------------------------------------------------------------------- import
 def _read_json(path: Path):
     try:
@@ -251,8 +294,10 @@ def _imported(path: Path, benchmark: str, metrics: dict, kind: str, checkpoint, 
                checkpoint_path=ckpt, checkpoint_digest=file_digest(ckpt) if Path(ckpt).is_file() else None,
                command=shlex.join(argv), argv=argv, config_path=prov.get("config_path"),
                config_digest=prov.get("config_digest"), inputs=prov.get("inputs") or {}, finished=finished,
-               source=str(path), extra=extra,
-               **{**(describe_checkpoint(ckpt) if Path(ckpt).is_file() else {}), **fields})
+               source=str(path), extra=extra)
+    if Path(ckpt).is_file():
+        row.update(describe_checkpoint(ckpt))
+    row.update({k: v for k, v in fields.items() if not (k == "checkpoint_digest" and row["checkpoint_digest"])})
     with Store(store) as st:     # a "seed" among fields numbers single-valued metrics
         return st.add(row, metrics)
 
@@ -309,6 +354,13 @@ def import_file(path, store=None, checkpoint: str | None = None, **fields) -> li
                                     "protocol": "label propagation", **fields})]
     if name == "probe_results.json":
         doc = _read_json(path)
+        if isinstance(doc, dict) and "protocol" in doc and isinstance(doc.get("metrics"), dict):   # tools/probe.py
+            ck = doc.get("checkpoint") or {}
+            bench = f"probe-{doc['protocol']}"
+            return [_imported(path, bench, probe_metrics(doc), "probe", checkpoint or ck.get("path") or path.parent.name,
+                              store, **{"dataset": str(doc.get("dataset") or ""), "protocol": str(doc["protocol"]),
+                                        "family": ck.get("format"), "architecture": ck.get("arch"),
+                                        "checkpoint_digest": ck.get("sha256"), **fields})]
         if not isinstance(doc, dict) or "linear" not in doc:
             raise ResultFileError(f"{path}: expected the probes' results (\"linear\", \"grouping\")")
         ckpt = checkpoint or doc.get("checkpoint") or path.parent.name
@@ -426,5 +478,5 @@ def _looks_like_demo(path: Path) -> bool:
 
 __all__ = ["describe_checkpoint", "record_dense_test", "record_davis", "record_demo_probes", "import_file",
            "import_demo", "find_importable", "dense_metrics", "demo_records", "probe_records",
-           "PROBE_BENCHMARK", "GROUPING_BENCHMARK", "ResultFileError", "record_demo_runs", "davis_protocol",
+           "PROBE_BENCHMARK", "GROUPING_BENCHMARK", "ResultFileError", "record_demo_runs", "davis_protocol", "record_probe", "probe_metrics",
            "result_uid"]

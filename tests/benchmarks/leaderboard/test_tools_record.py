@@ -88,3 +88,28 @@ def test_demo_probes_record_per_seed_miou_and_grouping(davis_case):
     assert runs["patch-grouping"]["metrics"]["AUC"] == {0: pytest.approx(sum(aucs) / len(aucs))}
     assert {r["kind"] for r in runs.values()} == {"probe"}
     assert runs["linear-probe"]["checkpoint_digest"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+
+
+def test_probe_tool_records_each_seed(tmp_path):
+    from synthetic.ade import write_ade
+    from tests.benchmarks.leaderboard.tool import load_tool
+    torch.manual_seed(0)
+    ckpt = tmp_path / "enc.safetensors"
+    export_encoder(build_encoder("vit_tiny_patch16_224", depth=2, img_size=64, class_token=True), ckpt)
+    ade = write_ade(tmp_path / "ade", n_train=4, n_val=2, height=48, width=64)
+    store, out = tmp_path / "r.db", tmp_path / "out"
+    options = ["train.iters=2", "train.batch_size=2", "train.warmup_iters=1", "train.short_side=32",
+               "train.crop_size=(32,32)", "test.short_side=32", "test.crop_size=(32,32)", "test.stride=(22,22)",
+               "train.views=2", "train.seeds=[0,1]"]
+    argv = ["--protocol", "linear", "--dataset", "ade20k", "--data-root", str(ade), "--checkpoint", str(ckpt),
+            "--out", str(out), "--store", str(store), "--cfg-options", *options]
+    assert cli_main(load_tool("probe.py").main, argv) == 0
+    doc = json.loads((out / "probe_results.json").read_text())
+    with Store(store, create=False) as st:
+        (run,) = st.runs()
+    assert (run["benchmark"], run["dataset"], run["kind"]) == ("probe-linear", "ade20k", "probe")
+    assert run["metrics"]["mIoU"] == {r["seed"]: pytest.approx(r["mIoU"]) for r in doc["per_seed"]}
+    assert "mIoU_std" not in run["metrics"] and len(run["metrics"]["mIoU"]) == 2
+    assert run["checkpoint_digest"] == doc["checkpoint"]["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert not run["protocol_default"] and "train.iters=2" in run["protocol_note"]
+    assert run["config_path"].endswith("linear_ade20k.py")
