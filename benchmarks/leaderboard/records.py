@@ -63,17 +63,41 @@ def _relative(path) -> str:
         return str(p)
 
 
-def describe_checkpoint(path, which: str = "teacher") -> dict:
-    """``{"family", "architecture"}`` of an encoder file as the suite reads it (format detected
-    from the content); empty values when it cannot be read (a record is still written)."""
+def describe_checkpoint(path, which: str = "teacher", heads: bool = False) -> dict:
+    """``{"family", "architecture"}`` (and with ``heads`` the attention heads it was trained with)
+    of an encoder file as the suite reads it (format detected from the content); empty values when
+    it cannot be read (a record is still written)."""
+    out = {"family": None, "architecture": None, **({"heads": None} if heads else {})}
     if not path or not Path(path).is_file():
-        return {"family": None, "architecture": None}
+        return out
     try:
         from pretrain.checkpoint import load_encoder_weights
         loaded = load_encoder_weights(path, which=which)
-        return {"family": loaded.format, "architecture": loaded.spec.arch}
+        out.update(family=loaded.format, architecture=loaded.spec.arch)
+        if heads:
+            from benchmarks.dense.backbone import num_heads_of
+            out["heads"] = num_heads_of(loaded.spec)
     except Exception:  # noqa: BLE001 - describing is best effort; the run's numbers are what matter
-        return {"family": None, "architecture": None}
+        pass
+    return out
+
+
+def dense_protocol(cfg, trained_heads: int | None) -> dict:
+    """``protocol``, ``protocol_default`` and ``protocol_note`` of a dense config: the backbone split
+    into other attention heads than the encoder was trained with (the FLSL authors' 8-head COCO
+    protocol, configs/coco/mask_rcnn_flsl_vits16_8heads.py), or a config's own
+    ``protocol_variant`` / ``protocol_note``, make it non-default."""
+    heads = ((cfg.get("model") or {}).get("backbone") or {}).get("num_heads")
+    names, notes = [], []
+    if heads is not None and heads != trained_heads:
+        names.append(f"{heads}-head split")
+        notes.append(f"backbone split into {heads} attention heads"
+                     + (f" (trained with {trained_heads})" if trained_heads else "")
+                     + ", as the FLSL authors' detection config")
+    if cfg.get("protocol_variant"):
+        names.append(str(cfg.protocol_variant))
+        notes.append(str(cfg.get("protocol_note") or cfg.protocol_variant))
+    return {"protocol": ", ".join(names) or "default", "protocol_default": not names, "protocol_note": "; ".join(notes)}
 
 
 def _sidecar_provenance(result_file: Path) -> dict:
@@ -130,12 +154,11 @@ def record_dense_test(raw: dict, *, config_path, cfg, checkpoint, metrics_path, 
     meta = trained_meta(checkpoint) or {}
     encoder = meta.get("encoder")
     data_root = str(cfg.get("data_root") or "").rstrip("/")
-    variant = cfg.get("protocol_variant") or ""
+    desc = describe_checkpoint(encoder or None, heads=True)
+    trained_heads = desc.pop("heads")
     return record_run(
-        bench, metrics, kind="dense", checkpoint=encoder or checkpoint,
-        **describe_checkpoint(encoder or None), dataset=_relative(data_root) if data_root else bench,
-        protocol=str(variant or "default"), protocol_default=not variant,
-        protocol_note=str(cfg.get("protocol_note") or variant or ""),
+        bench, metrics, kind="dense", checkpoint=encoder or checkpoint, **desc,
+        dataset=_relative(data_root) if data_root else bench, **dense_protocol(cfg, trained_heads),
         seed=int(meta.get("seed") or 0), argv=argv, config_path=config_path,
         config_digest=hashlib.sha256(cfg.pretty_text.encode()).hexdigest(),
         inputs={str(checkpoint): file_digest(checkpoint), **({str(encoder): file_digest(encoder)} if encoder else {})},
@@ -478,5 +501,5 @@ def _looks_like_demo(path: Path) -> bool:
 
 __all__ = ["describe_checkpoint", "record_dense_test", "record_davis", "record_demo_probes", "import_file",
            "import_demo", "find_importable", "dense_metrics", "demo_records", "probe_records",
-           "PROBE_BENCHMARK", "GROUPING_BENCHMARK", "ResultFileError", "record_demo_runs", "davis_protocol", "record_probe", "probe_metrics",
+           "PROBE_BENCHMARK", "GROUPING_BENCHMARK", "ResultFileError", "record_demo_runs", "davis_protocol", "record_probe", "probe_metrics", "dense_protocol",
            "result_uid"]

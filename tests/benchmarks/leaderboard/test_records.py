@@ -153,3 +153,19 @@ def test_demo_work_dir_is_recorded_once_with_what_the_demo_knows(tmp_path):
     assert sorted((r["metrics"]["bbox_AP"] for r in coco), key=len) == [{0: pytest.approx(20.0)}, {7: pytest.approx(21.0)}]
     davis = [r for r in runs if r["benchmark"] == "davis"]
     assert {r["protocol_default"] for r in davis} == {False} and "short_side=64" in davis[0]["protocol"]
+
+
+def test_dense_protocol_marks_the_authors_head_split(repo_root):
+    from mmengine.config import Config
+
+    from benchmarks.leaderboard.records import dense_protocol
+    authors = Config.fromfile(str(repo_root / "configs" / "coco" / "mask_rcnn_flsl_vits16_8heads.py"))
+    as_trained = Config.fromfile(str(repo_root / "configs" / "coco" / "mask_rcnn_flsl_vits16.py"))
+    got = dense_protocol(authors, trained_heads=6)
+    assert got["protocol"] == "8-head split" and got["protocol_default"] is False
+    assert "8 attention heads (trained with 6)" in got["protocol_note"]
+    assert dense_protocol(as_trained, trained_heads=6) == {"protocol": "default", "protocol_default": True,
+                                                            "protocol_note": ""}
+    assert dense_protocol(Config(dict(model=dict(backbone=dict(num_heads=6)))), trained_heads=6)["protocol_default"]
+    variant = dense_protocol(Config(dict(protocol_variant="short schedule")), trained_heads=None)
+    assert variant["protocol"] == "short schedule" and not variant["protocol_default"]
