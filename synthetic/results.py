@@ -50,8 +50,8 @@ def generate_store(path: str | Path, n_runs: int, n_checkpoints: int | None = No
             odd = i % 20 == 19
             store.add(dict(kind=kind, benchmark=bench, dataset=dataset, checkpoint=name,
                            checkpoint_path=f"checkpoints/{name}", checkpoint_digest=digest, family=fam,
-                           architecture=arch, protocol="authors-8-heads" if odd else "default",
-                           protocol_default=not odd, protocol_note="the authors' 8-head split" if odd else "",
+                           architecture=arch, protocol="8-head split" if odd else "default",
+                           protocol_default=not odd, protocol_note="backbone split into 8 attention heads (trained with 6)" if odd else "",
                            command=f"tools/test.py configs/{bench}/x.py {name} --cfg-options seed={i}",
                            argv=["tools/test.py", f"configs/{bench}/x.py", name], config_path=f"configs/{bench}/x.py",
                            config_digest=f"{rng.getrandbits(256):064x}", inputs={f"checkpoints/{name}": digest},
