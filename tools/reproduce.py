@@ -32,7 +32,8 @@ def parse_args(argv=None):
     from core.cli import flags, positive_int
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("data_root", "checkpoint", "cfg_options")])
-    p.add_argument("table", choices=[*TABLES, "leaderboard", "list"], help="table to reproduce, or a sub-command")
+    p.add_argument("table", choices=[*TABLES, "leaderboard", "list", "probes"],
+                   help="table to reproduce, or a sub-command (probes: benchmarks/probes/table.py)")
     p.add_argument("--gpus", type=positive_int, default=8, help="GPUs per job (default 8, the authors' setting)")
     p.add_argument("--work-root", default="work_dirs/reproduce", help="where every run goes")
     p.add_argument("--rows", nargs="+", default=[], metavar="ROW", help="only these rows")
@@ -65,6 +66,9 @@ def split_options(options: dict, rows) -> tuple[dict, dict]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.table == "probes":    # the frozen-feature probe table (docs/probes.md)
+        from benchmarks.probes.table import run_table
+        return run_table(args)
     from benchmarks.reproduce.collect import collect, find_results
     from benchmarks.reproduce.plan import Options, checkpoint_overrides, data_roots, plan, row_dir
     from core.steps import REPO, repo_relative, run_steps
