@@ -73,8 +73,8 @@ def resolve_layers(spec, depth: int) -> list[int]:
 
 def extract(enc: Encoder, cache_root: str | Path, key: dict, n_items: int,
             render: Callable[[int], tuple[torch.Tensor, dict]], layers: Sequence[int], norm: bool,
-            class_token: bool = False, batch: int = 8, shard_size: int = 256, desc: str = "features",
-            keep_features: bool = True) -> FeatureStore:
+            class_token: bool = False, batch: int = 8, shard_size: int = 256,
+            desc: str | None = "features") -> FeatureStore:
     """Fill (or reuse) the store of ``key``: item ``i`` is ``render(i) -> (normalised image
     [3, H, W], {target name: array})``; stored arrays are ``feat`` ``[L, C, h, w]`` (fp16),
     ``cls`` ``[L, C]`` with ``class_token`` and the targets."""
@@ -83,24 +83,42 @@ def extract(enc: Encoder, cache_root: str | Path, key: dict, n_items: int,
                 "class_token": bool(class_token), "mean": list(enc.mean), "std": list(enc.std), "format": 1}
     store = FeatureStore(cache_root, full_key, n_items, shard_size)
 
-    def produce(indices):
+    def load(indices):
         images, targets = [], {}
         for i in indices:
             x, t = render(i)
             images.append(x)
             for k, v in t.items():
                 targets.setdefault(k, []).append(np.asarray(v))
-        x = torch.stack(images).to(enc.device)
-        out = {k: np.stack(v) for k, v in targets.items()}
-        if keep_features:
-            patch, cls = layer_features(enc.model, x, layers, norm=norm, class_token=class_token)
-            out["feat"] = patch.float().cpu().numpy()
-            if cls is not None:
-                out["cls"] = cls.float().cpu().numpy()
+        return torch.stack(images), {k: np.stack(v) for k, v in targets.items()}
+
+    # the next batch is read and transformed in a thread while the encoder runs on this one
+    # (decoding, OpenCV and torch release the GIL), so extraction costs about the forward alone
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(1)
+    pending: dict = {}
+
+    def produce(indices):
+        indices = list(indices)
+        future = pending.pop(tuple(indices), None)
+        x, out = future.result() if future is not None else load(indices)
+        pending.clear()
+        start = indices[-1] + 1                   # the next batch of the same pass, if any
+        end = min(start + batch, (start // shard_size + 1) * shard_size, n_items)
+        if start < end:
+            pending[tuple(range(start, end))] = pool.submit(load, list(range(start, end)))
+        x = x.to(enc.device)
+        patch, cls = layer_features(enc.model, x, layers, norm=norm, class_token=class_token)
+        out["feat"] = patch.float().cpu().numpy()
+        if cls is not None:
+            out["cls"] = cls.float().cpu().numpy()
         return out
 
     if not store.complete():
-        store.build(produce, batch=batch, progress=desc)
+        try:
+            store.build(produce, batch=batch, progress=desc)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     return store
 
 

@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+"""Frozen-feature probe speed, three ratios in one run (docs/probes.md).
+
+    python speed/bench_probes.py [--images 32] [--size 224] [--arch vit_small_patch16_224]
+                                 [--memory 200000] [--queries 4096] [--rounds 3]
+
+1. Extraction (``benchmarks.probes.extract.extract``: read + resize every generated JPEG, the
+   encoder's forward, fp16 shards written and hashed) against the encoder's forward floor: the
+   same forward on the same images already decoded, resized and normalised in memory.
+2. One linear-probe epoch (DINOv2's BN + 1x1 head, loss, AdamW step; batch 16) reading the
+   features from the cache against the same epoch recomputing them with the encoder.
+3. Hummingbird exact search (``exact_search``: torch, chunked) against faiss-cpu's
+   ``IndexFlatIP`` on the same memory bank and queries (k = 30), after checking that both
+   return the same neighbours.
+
+Figures are medians over rounds, wall clock and this process's CPU time.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _time(fn, rounds: int) -> tuple[float, float]:
+    wall, cpu = [], []
+    for _ in range(rounds):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=32)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--arch", default="vit_small_patch16_224")
+    p.add_argument("--memory", type=int, default=200_000, help="memory bank rows")
+    p.add_argument("--queries", type=int, default=4096)
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args(argv)
+    from benchmarks.features import layer_features
+    from benchmarks.probes import hummingbird as H
+    from benchmarks.probes import linear as L
+    from benchmarks.probes import transforms as T
+    from benchmarks.probes.datasets import read_rgb
+    from benchmarks.probes.extract import Encoder, extract
+    from pretrain.encoder import build_encoder
+    from synthetic.ade import write_ade
+
+    torch.manual_seed(0)
+    print(f"torch threads {torch.get_num_threads()}; {args.arch}, {args.images} images at {args.size}px")
+    model = build_encoder(args.arch, class_token=True).eval().requires_grad_(False)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    enc = Encoder(model, None, mean, std, "bench", "bench", torch.device("cpu"))
+    last = [len(model.blocks) - 1]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        root = write_ade(tmp / "ade", n_train=args.images, n_val=1, height=375, width=500)
+        paths = sorted((root / "images" / "training").glob("*.jpg"))
+
+        def render(k):
+            img = T.resize(read_rgb(paths[k]), (args.size, args.size))
+            return T.normalise(img, mean, std), {}
+
+        batch = 8
+        ready = [torch.stack([render(k)[0] for k in range(s, min(s + batch, len(paths)))]) for s in range(0, len(paths), batch)]
+
+        def floor():
+            for x in ready:
+                layer_features(model, x, last)
+
+        runs = iter(range(10**6))
+
+        def extraction():
+            extract(enc, tmp / f"cache{next(runs)}", {"bench": 1}, len(paths), render, last, norm=True, batch=batch,
+                    shard_size=64, desc=None)
+
+        floor()                                                        # warm-up
+        f_wall, f_cpu = _time(floor, args.rounds)
+        e_wall, e_cpu = _time(extraction, args.rounds)
+        print(f"1. extraction {e_wall:.2f} s wall ({e_cpu:.2f} s CPU) vs forward floor {f_wall:.2f} s "
+              f"({f_cpu:.2f} s CPU): extraction / floor = {e_wall / f_wall:.3f} wall, {e_cpu / f_cpu:.3f} CPU")
+
+        # 2. a linear-probe epoch: cached features vs recomputed ones
+        store = extract(enc, tmp / "cache_epoch", {"bench": 2}, len(paths),
+                        lambda k: (render(k)[0], {"label": np.zeros((args.size, args.size), np.uint8)}), last,
+                        norm=True, batch=batch, shard_size=64, desc=None)
+        c = store.take("feat", [0]).shape[2]
+        head = L.LinearHead(c, 150)
+        opt = torch.optim.AdamW(head.parameters(), lr=1e-3)
+        order = np.random.default_rng(0).permutation(len(paths))
+
+        def step(feat, labels):
+            loss = L.seg_loss(head(L.stack_layers(feat)), labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        def epoch_cached():
+            for s in range(0, len(order), 16):
+                idx = order[s:s + 16].tolist()
+                step(torch.from_numpy(store.take("feat", idx)).float(), torch.from_numpy(store.take("label", idx)).long())
+
+        def epoch_recomputed():
+            for s in range(0, len(order), 16):
+                idx = order[s:s + 16].tolist()
+                x = torch.stack([render(k)[0] for k in idx])
+                feat, _ = layer_features(model, x, last)
+                step(feat, torch.zeros(len(idx), args.size, args.size, dtype=torch.long))
+
+        epoch_cached()
+        c_wall, c_cpu = _time(epoch_cached, args.rounds)
+        r_wall, r_cpu = _time(epoch_recomputed, max(1, args.rounds // 2))
+        print(f"2. probe epoch from the cache {c_wall:.3f} s ({c_cpu:.3f} s CPU) vs recomputing features "
+              f"{r_wall:.2f} s ({r_cpu:.2f} s CPU): speed-up {r_wall / c_wall:.1f}x wall, {r_cpu / c_cpu:.1f}x CPU")
+
+    # 3. exact search vs faiss IndexFlatIP
+    g = torch.Generator().manual_seed(0)
+    memory = F.normalize(torch.randn(args.memory, args.dim, generator=g), dim=1)
+    queries = torch.randn(args.queries, args.dim, generator=g)
+    ours_i = H.exact_search(queries, memory, 30)[1]
+    ref_i = H.faiss_search(queries, memory, 30)[1]
+    same = float((ours_i == ref_i).float().mean())
+    o_wall, o_cpu = _time(lambda: H.exact_search(queries, memory, 30), args.rounds)
+    r_wall, r_cpu = _time(lambda: H.faiss_search(queries, memory, 30), args.rounds)
+    print(f"3. exact search {o_wall:.2f} s ({o_cpu:.2f} s CPU) vs faiss IndexFlatIP {r_wall:.2f} s "
+          f"({r_cpu:.2f} s CPU) on {args.memory} x {args.dim} memory, {args.queries} queries, k=30; "
+          f"same neighbours {100 * same:.2f}%: faiss / ours = {r_wall / o_wall:.2f} wall, {r_cpu / o_cpu:.2f} CPU")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
