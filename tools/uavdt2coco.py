@@ -14,9 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.uavdt.convert import SPLITS, UAVDTError, convert, resolve_split, split_step
+from benchmarks.uavdt.convert import (SPLITS, UAVDTError, check_output_folder, convert, resolve_split,
+                                     split_step)
 from core.errors import cli_main
-from core.files import check_output_path, write_json_atomic
+from core.files import write_json_atomic
 
 
 def parse_args(argv=None):
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
     try:
         if not Path(args.data_root).is_dir():
             raise UAVDTError(f"{args.data_root}: UAVDT root folder not found")
-        check_output_path(args.out)
+        check_output_folder(args.out, args.data_root)
         split, source = resolve_split(args.data_root, args.split_file)
         print(f"split from {source}: {len(split['train'])} train, {len(split['test'])} test "
               "sequences")

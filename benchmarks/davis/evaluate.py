@@ -15,8 +15,8 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
-from .io import (DavisError, Sequence, check_first_annotation, read_annotations, read_index_png, read_split,
-                 sequence_files)
+from .io import (MANIFEST, DavisError, Sequence, check_first_annotation, read_annotations, read_index_png,
+                 read_manifest, read_split, sequence_files)
 from .metrics import DavisResults, sequence_scores
 
 
@@ -27,7 +27,7 @@ class Scorer:
         self.root = Path(davis_root)
         self.split = split
         self.sequences = read_split(self.root, split)
-        self.results = DavisResults()
+        self.results = DavisResults(self.sequences)
 
     def files(self, seq: str) -> Sequence:
         if seq not in self.sequences:
@@ -91,6 +91,22 @@ def _png_reader(folder: Path) -> Callable[[str], tuple[np.ndarray, str]]:
     return read
 
 
+def check_recorded(results_dir: Path, sequences: list[str]) -> None:
+    """A folder written by ``tools/davis_propagate.py`` carries ``predictions.json``: every
+    sequence scored must be listed there as complete, so the scores never mix predictions of an
+    unfinished sequence, or of another run copied in, with the recorded run's. (Folders of other
+    tools, without a record, are scored as they are.)"""
+    record = read_manifest(results_dir)
+    if record is None:
+        return
+    missing = [s for s in sequences if s not in record["sequences"]]
+    if missing:
+        made = record["producer"].get("checkpoint")
+        raise DavisError(f"{results_dir / missing[0]}: not recorded as complete in {results_dir / MANIFEST} "
+                         f"(its run, of {made}, did not finish it; {len(missing)} of {len(sequences)} "
+                         "sequences missing); run davis_propagate for them into this folder")
+
+
 def evaluate_folder(davis_root: str | Path, results_dir: str | Path, split: str = "val",
                     log: Callable[[str], None] | None = None, workers: int | None = None) -> DavisResults:
     """Score every sequence of ``split`` from the PNGs under ``results_dir``.
@@ -105,6 +121,7 @@ def evaluate_folder(davis_root: str | Path, results_dir: str | Path, split: str 
     if not results_dir.is_dir():
         raise DavisError(f"{results_dir}: results folder not found")
     scorer = Scorer(davis_root, split)
+    check_recorded(results_dir, scorer.sequences)
     workers = max(1, min(workers or min(8, os.cpu_count() or 1), len(scorer.sequences)))
 
     def score(seq):

@@ -83,12 +83,12 @@ class FeatureExtractor(nn.Module):
     carries its class token and position rule). ``rule``, if given, must be the encoder's
     (:func:`rule_of`); ``self.rule`` names it for the logs."""
 
-    def __init__(self, model: nn.Module, rule: str | None = None, source: str = ""):
+    def __init__(self, model: nn.Module, rule: str | None = None, source: str = "", which: str | None = None):
         super().__init__()
         own = rule_of(model)
         if rule is not None and rule != own:
             raise ValueError(f"encoder runs with the {own!r} rule, {rule!r} requested")
-        self.model, self.rule, self.source = model.eval(), own, source
+        self.model, self.rule, self.source, self.which = model.eval(), own, source, which
         self.patch_size = int(model.patch_embed.patch_size[0])
         self.embed_dim = int(model.embed_dim)
 
@@ -118,7 +118,7 @@ def load_extractor(checkpoint: str | Path, arch: str | None = None, patch_size: 
     must match the checkpoint."""
     model, loaded = load_pretrained_encoder(checkpoint, which=which, family=family)
     _check_expected(checkpoint, loaded.spec.arch, loaded.patch_size, arch, patch_size)
-    return FeatureExtractor(model, source=str(checkpoint))
+    return FeatureExtractor(model, source=str(checkpoint), which=which)
 
 
 __all__ = ["resized_size", "read_frame", "RULES", "rule_of", "FeatureExtractor", "load_extractor"]

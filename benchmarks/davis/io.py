@@ -14,11 +14,12 @@ file (or the split line) at fault.
 from __future__ import annotations
 
 from core.errors import FLSLError
-from core.files import check_output_path
+from core.files import atomic_path, check_output_path
 from core.images import TruncatedJPEG, check_jpeg_complete as jpeg_complete
 
 import dataclasses
 import io
+import json
 import logging
 from pathlib import Path
 
@@ -84,8 +85,8 @@ def write_index_png(path: str | Path, mask: np.ndarray, palette: np.ndarray | No
         raise DavisError(f"{path}: a label map must be 2-D, got shape {mask.shape}")
     im = _pillow().fromarray(np.ascontiguousarray(mask, dtype=np.uint8))  # "L"; putpalette makes it "P"
     im.putpalette((default_palette() if palette is None else palette).tolist())
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    im.save(path, format="PNG")
+    with atomic_path(path) as tmp:  # a full disk leaves the old file or none, never a 0-byte PNG
+        im.save(tmp, format="PNG")
 
 
 def read_index_png(path: str | Path, what: str = "annotation", allow_grey: bool = False) -> np.ndarray:
@@ -148,17 +149,45 @@ def check_jpeg_complete(path: str | Path) -> None:
         raise DavisError(f"{path}: truncated JPEG frame ({err}); re-extract or re-download it") from None
 
 
-def check_output_folder(out: str | Path, davis_root: str | Path, inputs=(), option: str = "--out") -> Path:
-    """Refuse, before any work, an output folder that would write into the DAVIS folders read
-    (frames, annotations, split lists) or onto an input file, or lies under a regular file."""
+def check_output_folder(out: str | Path, davis_root: str | Path, inputs=(), option: str = "--out",
+                        need_bytes: int = 0) -> Path:
+    """Refuse, before any work, an output folder inside the DAVIS folder read (its frames,
+    annotations and split lists: the README promises an output is never an input) or onto an
+    input file, one that is a file or lies under one, one that cannot be written, or one on a
+    disk without ``need_bytes`` free (:func:`core.files.check_output_path`)."""
     root = Path(davis_root)
     return check_output_path(out, [root / IMAGES.parts[0], root / ANNOTATIONS.parts[0],
-                                   root / IMAGESETS.parts[0], *inputs], option)
+                                   root / IMAGESETS.parts[0], *inputs, root], option, folder=True,
+                             need_bytes=need_bytes)
+
+
+#: ``OUT/predictions.json``: what produced the predictions of an output folder (checkpoint and
+#: its SHA-256, protocol settings) and which sequences are complete
+MANIFEST = "predictions.json"
+
+
+def read_manifest(out_dir: str | Path) -> dict | None:
+    """The record of ``out_dir`` (None when there is none)."""
+    path = Path(out_dir) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DavisError(f"{path}: unreadable record of the predictions ({err})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("producer"), dict) or \
+            not isinstance(doc.get("sequences"), list):
+        raise DavisError(f"{path}: not a record of predictions (needs 'producer' and 'sequences')")
+    return doc
+
 
 
 # ------------------------------------------------------------------------------------ layout
 def read_split(root: str | Path, split: str = "val") -> list[str]:
     """Sequence names listed in ``ROOT/ImageSets/2017/<split>.txt`` (order kept, blanks skipped)."""
+    if not split or "/" in split or "\\" in split or split.startswith("."):
+        raise DavisError(f"{split!r} (--split): not a split name (a file name under {Path(root) / IMAGESETS}, "
+                         "without '/' or a leading '.')")
     path = Path(root) / IMAGESETS / f"{split}.txt"
     if not path.is_file():
         raise DavisError(f"{path}: split file not found (is --data-root the DAVIS 2017 folder?)")
@@ -316,4 +345,4 @@ def check_first_annotation(first_annotation: np.ndarray, path: str | Path) -> in
 __all__ = ["DavisError", "IMAGES", "ANNOTATIONS", "IMAGESETS", "VOID", "default_palette",
            "read_palette", "write_index_png", "read_index_png", "image_size", "read_split",
            "Sequence", "sequence_files", "read_annotations", "n_objects", "check_first_annotation",
-           "check_jpeg_complete", "check_output_folder", "unreadable"]
+           "check_jpeg_complete", "check_output_folder", "unreadable", "MANIFEST", "read_manifest"]

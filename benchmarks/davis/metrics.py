@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.files import atomic_path, write_text_atomic
+
 from . import bitmaps
 
 BOUND_TH = 0.008
@@ -145,8 +147,16 @@ class SequenceResult:
 class DavisResults:
     """Per-frame scores of the evaluated sequences and everything derived from them."""
 
-    def __init__(self):
+    def __init__(self, split_sequences: list[str] | None = None):
         self.sequences: list[SequenceResult] = []
+        #: every sequence of the split, when known: results of fewer are written under other names
+        self.split_sequences = split_sequences
+
+    @property
+    def subset(self) -> bool:
+        """Whether fewer sequences than the split's were scored (``--sequences``)."""
+        done = {s.name for s in self.sequences}
+        return self.split_sequences is not None and not set(self.split_sequences) <= done
 
     def add(self, name: str, J: np.ndarray, F: np.ndarray) -> None:
         self.sequences.append(SequenceResult(name, np.asarray(J, np.float64), np.asarray(F, np.float64)))
@@ -178,22 +188,24 @@ class DavisResults:
     # -------------------------------------------------------------------------------- writers
     def write(self, out_dir: str | Path, split: str = "val") -> list[Path]:
         """Write ``global_results-<split>.csv``, ``per-sequence_results-<split>.csv`` (official
-        columns, ``%.3f``) and ``davis_results.json`` (full precision). Returns the paths."""
+        columns, ``%.3f``) and ``davis_results.json`` (full precision), atomically. Results of a
+        :attr:`subset` of the split go to ``*-subset`` files, so they never replace a whole
+        split's (the official names stand for the whole split). Returns the paths."""
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         g = self.global_scores()
         per = self.per_object()
-        paths = [out_dir / f"global_results-{split}.csv", out_dir / f"per-sequence_results-{split}.csv",
-                 out_dir / "davis_results.json"]
+        tag = "-subset" if self.subset else ""
+        paths = [out_dir / f"global_results-{split}{tag}.csv", out_dir / f"per-sequence_results-{split}{tag}.csv",
+                 out_dir / f"davis_results{tag}.json"]
         _write_csv(paths[0], GLOBAL_COLUMNS, [[g[c] for c in GLOBAL_COLUMNS]])
         _write_csv(paths[1], SEQUENCE_COLUMNS,
                    [[name, o["J-Mean"], o["F-Mean"]] for name, o in per.items()])
         doc = {"global": {c: g[c] for c in GLOBAL_COLUMNS},
                "per_object": {name: {"J-Mean": float(o["J-Mean"]), "F-Mean": float(o["F-Mean"])}
                               for name, o in per.items()}}
-        tmp = paths[2].with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(doc, indent=1) + "\n")
-        tmp.replace(paths[2])
+        if self.subset:
+            doc["sequences"] = [s.name for s in self.sequences]
+        write_text_atomic(json.dumps(doc, indent=1) + "\n", paths[2])
         return paths
 
     def table(self, split: str = "val") -> str:
@@ -212,13 +224,11 @@ def _fmt(v) -> str:
 
 
 def _write_csv(path: Path, columns, rows) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(columns)
         for r in rows:
             w.writerow([_fmt(v) for v in r])
-    tmp.replace(path)
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

@@ -8,6 +8,8 @@ helper thread, overlapping the propagation. Only one sequence is held in memory 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,10 +19,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.files import write_json_atomic
+
 from .evaluate import Scorer
-from .features import FeatureExtractor, read_frame
-from .io import (VOID, DavisError, Sequence, check_first_annotation, check_output_folder, read_index_png,
-                 read_palette, read_split, sequence_files, write_index_png)
+from .features import FeatureExtractor, read_frame, resized_size
+from .io import (MANIFEST, VOID, DavisError, Sequence, check_first_annotation, check_output_folder,
+                 read_index_png, read_manifest, read_palette, read_split, sequence_files, write_index_png)
 from .propagation import PropagationParams, Propagator, one_hot_labels, soft_to_masks
 
 
@@ -99,6 +103,52 @@ def propagate_sequence(extractor: FeatureExtractor, files: Sequence, params: Pro
             yield from zip(pending[0], pending[1].result())
 
 
+def producer(extractor: FeatureExtractor, params: PropagationParams, short_side: int,
+             multiple: int) -> dict:
+    """What decides the predictions: the checkpoint (path and SHA-256 of its bytes), the encoder
+    chosen in it, and the protocol settings (the batch size does not change a label)."""
+    from pretrain.checkpoint import file_sha256
+    source = Path(extractor.source) if extractor.source else None
+    return {"checkpoint": str(source) if source else None,
+            "checkpoint_sha256": file_sha256(source) if source and source.is_file() else None,
+            "which": getattr(extractor, "which", None), "rule": extractor.rule,
+            "params": dataclasses.asdict(params), "short_side": short_side, "multiple": multiple}
+
+
+def _differences(old: dict, new: dict) -> str:
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in keys)
+
+
+def claim_output(out_dir: Path, made_by: dict, option: str = "--out") -> dict:
+    """The record to extend in ``out_dir``: a new or empty folder gets a fresh one; a folder of
+    earlier predictions is continued only if the same checkpoint and settings made them, so one
+    folder never mixes the predictions of two checkpoints; a folder of other files is refused."""
+    record = read_manifest(out_dir)
+    if record is None:
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            raise DavisError(f"{out_dir} ({option}): holds files but no {MANIFEST}, so what made them is "
+                             "unknown; give a new or empty folder")
+        return {"producer": made_by, "split": None, "sequences": []}
+    if record["producer"] != made_by:
+        raise DavisError(f"{out_dir} ({option}): holds predictions made otherwise "
+                         f"({_differences(record['producer'], made_by)}); give another folder, or delete "
+                         "this one to replace them")
+    return record
+
+
+def check_run_settings(extractor: FeatureExtractor, short_side: int, multiple: int, batch_size: int) -> None:
+    """Settings checked before any frame is read (each would otherwise fail mid-run)."""
+    p = extractor.patch_size
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise DavisError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+    if not isinstance(multiple, int) or multiple < 1 or multiple % p:
+        raise DavisError(f"multiple: must be a positive multiple of the patch size {p}, got {multiple!r}")
+    if not isinstance(short_side, int) or short_side < p or short_side % p:
+        raise DavisError(f"short_side: must be a positive multiple of the patch size {p} (frames are "
+                         f"resized to it), got {short_side!r}")
+
+
 def propagate_split(extractor: FeatureExtractor, davis_root: str | Path, out_dir: str | Path,
                     params: PropagationParams, split: str = "val", short_side: int = 480,
                     multiple: int = 64, batch_size: int = 8, device: str | torch.device = "cpu",
@@ -106,11 +156,15 @@ def propagate_split(extractor: FeatureExtractor, davis_root: str | Path, out_dir
                     log: Callable[[str], None] | None = print) -> list[str]:
     """Propagate every sequence of ``split`` and write ``out_dir/<seq>/<frame>.png``.
 
-    All sequences are checked before any computation, and an ``out_dir`` that would write into
-    the DAVIS folders is refused. With a ``scorer`` each sequence is also scored from the in-memory
-    label maps. Returns the sequence names.
+    All sequences and the output folder are checked before any computation: an ``out_dir`` inside
+    the DAVIS folder, one that cannot be written or lacks space, or one holding predictions of
+    another checkpoint or settings (:func:`claim_output`) is refused. Each PNG is written
+    atomically; ``out_dir/predictions.json`` records what made the predictions and lists each
+    sequence once all its frames are written. With a ``scorer`` each sequence is also scored
+    from the in-memory label maps. Returns the sequence names.
     """
     root, out_dir = Path(davis_root), Path(out_dir)
+    check_run_settings(extractor, short_side, multiple, batch_size)
     check_output_folder(out_dir, root)
     names = read_split(root, split)
     if sequences:
@@ -123,6 +177,17 @@ def propagate_split(extractor: FeatureExtractor, davis_root: str | Path, out_dir
                  for s in names]
     for files in all_files:  # every first annotation must be usable before any computation
         check_first_annotation(read_index_png(files.annotations[0], "annotation"), files.annotations[0])
+    for files in all_files:
+        try:
+            resized_size(*files.size, short_side, multiple)
+        except ValueError as err:
+            raise DavisError(f"{files.frames[0]}: {err}") from None
+    # label-map PNGs take well under one byte per pixel: an eighth, plus a header, is generous
+    need = sum(len(f.frames) * (f.size[0] * f.size[1] // 8 + 1024) for f in all_files)
+    check_output_folder(out_dir, root, need_bytes=need)
+    record = claim_output(out_dir, producer(extractor, params, short_side, multiple))
+    record["split"] = split
+    write_json_atomic(record, out_dir / MANIFEST, indent=1)
     for i, files in enumerate(all_files, 1):
         t0 = time.perf_counter()
         palette = read_palette(files.annotations[0])
@@ -136,6 +201,9 @@ def propagate_split(extractor: FeatureExtractor, davis_root: str | Path, out_dir
                     keep[stem] = mask
             for future in written:
                 future.result()                             # a failed write stops the run here
+        if files.name not in record["sequences"]:
+            record["sequences"].append(files.name)
+            write_json_atomic(record, out_dir / MANIFEST, indent=1)
         dt = time.perf_counter() - t0
         msg = f"[{i}/{len(all_files)}] {files.name}: {len(files.frames)} frames in {dt:.1f} s " \
               f"({len(files.frames) / dt:.2f} frames/s)"

@@ -24,6 +24,7 @@ from core.images import TruncatedJPEG, check_jpeg_complete
 
 import dataclasses
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -40,6 +41,7 @@ N_COLUMNS = 9
 DEFAULT_SPLIT = Path(__file__).resolve().parent / "split.json"
 SPLITS = ("train", "test")
 _FRAME_RE = re.compile(r"^img(\d+)\.jpg$")
+log = logging.getLogger("flsl")
 
 # Column indices of a ground-truth line.
 FRAME, TARGET, LEFT, TOP, WIDTH, HEIGHT, OUT_OF_VIEW, OCCLUSION, CATEGORY = range(N_COLUMNS)
@@ -153,7 +155,38 @@ def parse_gt_file(path: str | os.PathLike, frames: np.ndarray, check_category: b
         what = checks[int(np.argmax(failed[:, k]))][1]
         values = ",".join(f.strip() for f in lines[k].split(","))
         raise _line_error(path, linenos[k], f"{what}: {values}")
+    return _without_duplicates(path, rows, linenos, check_category)
+
+
+def _without_duplicates(path: Path, rows: np.ndarray, linenos: np.ndarray, boxes: bool) -> np.ndarray:
+    """``rows`` with exact copies of a line dropped, with a warning: a copied line says nothing new,
+    and kept it would add a second ground-truth box no detection can match (a lower AP for
+    every detector). For boxes (not ignore regions), one target twice in one frame with
+    different values is an error: which of the two boxes is right cannot be told."""
+    _, first = np.unique(rows, axis=0, return_index=True)
+    if len(first) < len(rows):
+        keep = np.sort(first)
+        later = np.setdiff1d(np.arange(len(rows)), keep)
+        k = int(later[0])
+        same = int(next(i for i in keep if np.array_equal(rows[i], rows[k])))
+        log.warning("warning: %s:%d: %d duplicated line(s) dropped, each box counted once (the first is "
+                    "line %d repeated: %s)", path, linenos[k], len(later), linenos[same],
+                    ",".join(_number_text(v) for v in rows[k]))
+        rows, linenos = rows[keep], linenos[keep]
+    if boxes and len(rows):
+        _, first = np.unique(rows[:, [FRAME, TARGET]], axis=0, return_index=True)
+        if len(first) < len(rows):
+            k = int(np.setdiff1d(np.arange(len(rows)), first)[0])
+            same = int(next(i for i in range(k) if rows[i, FRAME] == rows[k, FRAME]
+                            and rows[i, TARGET] == rows[k, TARGET]))
+            raise _line_error(path, linenos[k], f"target {_number_text(rows[k, TARGET])} appears again in "
+                              f"frame {_number_text(rows[k, FRAME])} with another box (line {linenos[same]}); "
+                              "one box per target and frame")
     return rows
+
+
+def _number_text(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
 def load_sequence(root: str | os.PathLike, seq: str) -> SequenceAnnotations:
@@ -164,10 +197,30 @@ def load_sequence(root: str | os.PathLike, seq: str) -> SequenceAnnotations:
     if not whole.is_file():
         raise UAVDTError(f"{whole}: ground truth of sequence {seq} not found")
     boxes = parse_gt_file(whole, frames, check_category=True)
+    if not len(boxes):
+        # every UAVDT sequence shows vehicles: an empty file is a failed copy, and converted it
+        # would make every detection in the sequence a false positive
+        raise UAVDTError(f"{whole}: holds no box; every sequence of the release has boxes, so the file "
+                         "was cut or not copied: copy it again from the release")
     ignore_file = root / GT_DIR / f"{seq}_gt_ignore.txt"
     ignore = (parse_gt_file(ignore_file, frames, check_category=False) if ignore_file.is_file()
               else np.zeros((0, N_COLUMNS), dtype=np.float64))
     return SequenceAnnotations(seq, frames, boxes, ignore)
+
+
+def check_output_folder(out: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """Refuse, before any work, an output folder that is one the conversion reads (frames, ground
+    truth, the release's split folders), lies inside one, or is the UAVDT folder itself, besides
+    what :func:`core.files.check_output_path` refuses. A new folder under the root, such as the
+    ``annotations`` the UAVDT configs read, is fine: the conversion never reads it."""
+    from core.files import check_output_path
+    root = Path(root)
+    read = [root / IMAGE_DIR, root / GT_DIR.split("/")[0], *(root / d.split("/")[0] for d in ATTR_DIRS)]
+    out = check_output_path(out, read, "--out", folder=True)
+    if os.path.realpath(out) == os.path.realpath(root):
+        raise UAVDTError(f"{out} (--out): is the UAVDT folder itself; give the COCO files a folder of their own "
+                         f"(the configs read {root / 'annotations'})")
+    return out
 
 
 # -------------------------------------------------------------------------------------- split
