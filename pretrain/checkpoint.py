@@ -154,7 +154,15 @@ def load_safely(path: str | os.PathLike) -> dict:
             raise CheckpointError(f"{path}: not a readable .npz file ({err})") from None
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            # memory-mapped: tensors are read from the file as they are used, so a model built on
+            # them (assign=True) holds the weights once, not the file plus a copy
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as err:
+                if "mmap" not in str(err):
+                    raise
+                # a file in torch's legacy (pre-zip) format cannot be mapped: read it whole
+                return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # torch colours part of its message
         msg = text.splitlines()[0] if text else type(err).__name__
@@ -188,33 +196,49 @@ def export_encoder(model: torch.nn.Module, path: str | os.PathLike) -> None:
                           pretrained_cfg_overlay=dict(file=path, custom_load=False),
                           **spec.timm_kwargs())
     """
-    from safetensors.torch import save_file
     spec: EncoderSpec = model.flsl_spec
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    metadata = {"format": "flsl-encoder", "flsl_spec": spec.to_json(),
+                "patch_size": str(int(model.patch_embed.patch_size[0]))}
     with atomic_with_digest(path) as tmp:
         try:
-            save_file(state, str(tmp), metadata={"format": "flsl-encoder", "flsl_spec": spec.to_json(),
-                                                 "patch_size": str(int(model.patch_embed.patch_size[0]))})
-            canonical_safetensors_header(tmp)
-        except Exception as err:  # noqa: BLE001 - safetensors reports a full disk as its own error
+            write_safetensors(state, tmp, metadata)
+        except OSError as err:
             raise CheckpointError(f"{path}: writing the export failed ({err})") from None
 
 
-def canonical_safetensors_header(path: str | os.PathLike) -> None:
-    """Rewrite a ``.safetensors`` header in place with its keys sorted (``__metadata__`` and
-    every tensor entry), so identical tensors and metadata give identical bytes: safetensors
-    writes the metadata from a hash map whose order changes from process to process. Same keys
-    and values, so the header keeps its length and every data offset stays valid."""
+#: safetensors dtype names
+_SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+                       torch.float64: "F64", torch.int64: "I64", torch.int32: "I32",
+                       torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def write_safetensors(state: dict, path: str | os.PathLike, metadata: dict) -> None:
+    """Write ``state`` in the safetensors format (8-byte little-endian header length, a JSON
+    header, the tensors' bytes), streaming one tensor at a time from its own memory.
+
+    The header's keys are sorted and the tensors stored in name order, so identical tensors and
+    metadata give identical bytes in every process (safetensors' own writer orders the metadata
+    by a hash map that changes between processes), and no copy of the whole state is made (its
+    writer serialises every tensor to bytes first: 2x the file in memory)."""
     import json
     import struct
-    with open(path, "r+b") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-        if len(text) > n:
-            raise CheckpointError(f"{path}: safetensors header grew when sorted ({len(text)} > {n} bytes)")
-        f.seek(8)
-        f.write(text + b" " * (n - len(text)))
+    header, offset, order = {"__metadata__": dict(metadata)}, 0, sorted(state)
+    for name in order:
+        t = state[name]
+        n = t.numel() * t.element_size()
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + n]}
+        offset += n
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)   # the data starts 8-byte aligned, as safetensors writes it
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for name in order:
+            t = state[name].contiguous().cpu()
+            if t.numel():
+                f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
 
 
 # --------------------------------------------------------------------------------------- import
@@ -450,14 +474,37 @@ def load_pretrained_encoder(path: str | os.PathLike, expect_patch_size: int | No
     if expect_arch is not None and loaded.spec.arch != expect_arch:
         raise CheckpointError(f"{path}: architecture {loaded.spec.arch} in the checkpoint, "
                               f"{expect_arch} expected")
-    model = build_encoder(loaded.spec)
-    load_strict(model, loaded.state_dict, str(path))
+    with parameters_on_meta():   # no initial weights: the file's tensors become the parameters
+        model = build_encoder(loaded.spec)
+    load_strict(model, loaded.state_dict, str(path), assign=True)
     model.flsl_source = str(path)
     return model, loaded
 
 
-def load_strict(model: torch.nn.Module, state: dict, source: str, what: str = "the encoder") -> None:
-    """``load_state_dict(strict=True)`` with one readable error listing every problem."""
+@contextlib.contextmanager
+def parameters_on_meta():
+    """Modules built inside get every parameter on the meta device (no memory) as soon as it is
+    registered, so a large encoder whose weights come from a file is never held twice; the
+    module code itself runs as usual (timm calls ``.item()`` while building, which a global meta
+    device would refuse). Fill the parameters with ``load_strict(..., assign=True)``."""
+    original = torch.nn.Module.register_parameter
+
+    def register(self, name, param):
+        if param is not None and param.device.type != "meta":
+            param = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        original(self, name, param)
+    torch.nn.Module.register_parameter = register
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = original
+
+
+def load_strict(model: torch.nn.Module, state: dict, source: str, what: str = "the encoder",
+                assign: bool = False) -> None:
+    """``load_state_dict(strict=True)`` with one readable error listing every problem.
+    ``assign`` makes ``state``'s tensors the module's parameters (a model built on the meta
+    device), keeping each parameter's ``requires_grad``."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -474,7 +521,7 @@ def load_strict(model: torch.nn.Module, state: dict, source: str, what: str = "t
         if shapes:
             parts.append("shape mismatches: " + "; ".join(shapes[:8]))
         raise CheckpointError(f"{source}: does not match {what}: " + " | ".join(parts))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=assign)
 
 
 __all__ = ["CheckpointError", "save_atomic", "load_safely", "export_encoder", "LoadedEncoder",
