@@ -76,7 +76,14 @@ def record_path(output: str | os.PathLike) -> Path:
 
 
 def file_digest(path: str | os.PathLike) -> str | None:
-    """SHA-256 of an input file (None when it does not exist)."""
+    """SHA-256 of an input file, or of an input folder (the relative name and the SHA-256 of each
+    file under it, in name order: an annotation folder); None when it does not exist."""
+    path = Path(path)
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(q for q in path.rglob("*") if q.is_file()):
+            h.update(f"{f.relative_to(path).as_posix()}\0{cached_sha256(f)}\n".encode())
+        return h.hexdigest()
     return cached_sha256(path)
 
 
@@ -254,7 +261,7 @@ def _run_one(step: Step, number: str, log: Callable[[str], None], prefix: str | 
         with _PRINT_LOCK:
             log(f"{lead}# {number} done: {step.label} ({step.output})")
         return False
-    missing = [p for p in step.inputs if not resolve(p, step.root).is_file()]
+    missing = [p for p in step.inputs if not resolve(p, step.root).exists()]  # files or folders
     if missing:
         hint = " (a released checkpoint: see docs/reproduce.md, 'Checkpoints')" \
             if str(missing[0]).startswith("checkpoints/") else ""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shlex
 from pathlib import Path
 
 from core.steps import REPO, Step, repo_relative, resolve
@@ -35,6 +34,28 @@ DATA_LAYOUT = {
     "davis": "davis/",
 }
 DEFAULT_DATA_ROOT = "data"
+
+#: what the steps of each benchmark read of its data besides the images (relative to its data
+#: root), by step: their digests go into the step's provenance record, so an edited annotation or
+#: split list, or a UAVDT conversion redone with another ``--every``, marks the result stale.
+#: Folders count with the names and contents of their files. Image folders are left out: hashing
+#: ImageNet or the COCO images on every plan would cost minutes; the pretraining's own checkpoint
+#: records its file list and refuses a resume on other images.
+DATA_READ = {
+    "coco": {"train": ("annotations/instances_train2017.json", "annotations/instances_val2017.json"),
+             "test": ("annotations/instances_val2017.json",)},
+    "uavdt": {"train": ("annotations/uavdt_train.json", "annotations/uavdt_test.json"),
+              "test": ("annotations/uavdt_test.json",)},
+    "ade20k": {"train": ("annotations/training", "annotations/validation"),
+               "test": ("annotations/validation",)},
+    "davis": {"davis": ("ImageSets/2017/val.txt", "Annotations/480p")},
+}
+
+
+def data_inputs(benchmark: str, root: str | os.PathLike, step: str) -> tuple[str, ...]:
+    """The data files and folders ``step`` of ``benchmark`` reads (see :data:`DATA_READ`), under
+    ``root``."""
+    return tuple(str(Path(root) / rel) for rel in DATA_READ[benchmark][step])
 
 
 @dataclasses.dataclass
@@ -225,19 +246,24 @@ def row_steps(table: Table, row: str, opts: Options) -> tuple[list[Step], str]:
             steps.append(Step("convert", f"uavdt: COCO annotations of the release (--every {every} on the "
                                          "train split; the test split is always complete)",
                               uavdt_convert_argv(opts.python, root, every),
-                              Path(root) / "annotations" / "uavdt_train.json"))
+                              Path(root) / "annotations" / "uavdt_train.json",
+                              inputs=(str(Path(root) / "UAV-benchmark-MOTD_v1.0" / "GT"),)))
         final = wd / final_checkpoint_name(recipe.config)
         steps.append(Step("train", f"{where}: fine-tuning ({recipe.config})",
-                          dense_train_argv(recipe.config, opts.gpus, wd, ckpt, root), final, inputs=(ckpt,),
+                          dense_train_argv(recipe.config, opts.gpus, wd, ckpt, root), final,
+                          inputs=(ckpt, *data_inputs(recipe.benchmark, root, "train")),
                           config=recipe.config, work_dir=wd))
         steps.append(Step("test", f"{where}: evaluation of {final.name}",
                           dense_test_argv(recipe.config, final, opts.gpus, wd / "test", root),
-                          wd / "test" / "test_metrics.json", inputs=(str(final),), config=recipe.config))
+                          wd / "test" / "test_metrics.json",
+                          inputs=(str(final), *data_inputs(recipe.benchmark, root, "test")), config=recipe.config))
     else:  # DAVIS label propagation: no training
         out = wd / "davis"
         steps.append(Step("davis", f"{where}: DAVIS 2017 label propagation + J&F",
                           davis_argv(opts.python, recipe.config, ckpt, opts.data_roots["davis"], out),
-                          out / "davis_results.json", inputs=(ckpt,), config=recipe.config))
+                          out / "davis_results.json",
+                          inputs=(ckpt, *data_inputs("davis", opts.data_roots["davis"], "davis")),
+                          config=recipe.config))
     return steps, ckpt
 
 
