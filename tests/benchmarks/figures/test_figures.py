@@ -150,8 +150,9 @@ def test_visualize_reads_a_dino_style_checkpoint_and_rejects_bad_input(tmp_path)
     img = tmp_path / "a.jpg"
     Image.fromarray(np.full((48, 48, 3), 128, np.uint8)).save(img)
     tool = [sys.executable, str(ROOT / "tools/visualize.py")]
-    proc = subprocess.run([*tool, "--checkpoint", str(ckpt), str(img), "--out", str(tmp_path / "o"), "--short-side", "32", "--k", "2"],
-                          capture_output=True, text=True, timeout=300)
+    # a zero class slot before a sin-cos table is MAE's layout: the family is named
+    proc = subprocess.run([*tool, "--checkpoint", str(ckpt), str(img), "--out", str(tmp_path / "o"), "--short-side", "32", "--k", "2",
+                           "--family", "dino"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "format dino" in proc.stdout
     with Image.open(tmp_path / "o" / "a_summary.png") as im:
