@@ -57,7 +57,7 @@ def split_options(options: dict, rows) -> tuple[dict, dict]:
     for key, value in options.items():
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else f" (known: data.KEY, checkpoint.ROW)"
+            hint = f" (did you mean {close[0]}?)" if close else " (known: data.KEY, checkpoint.ROW)"
             raise ReproduceError(f"{key}: unknown key in --cfg-options{hint}")
         group, _, name = key.partition(".")
         (data if group == "data" else checkpoints)[name] = str(value)
