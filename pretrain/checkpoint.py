@@ -166,12 +166,12 @@ def load_safely(path: str | os.PathLike) -> dict:
     except Exception as err:  # noqa: BLE001
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # torch colours part of its message
         msg = text.splitlines()[0] if text else type(err).__name__
-        if "Unsupported global" not in text and "not allowed" not in text:
+        if not re.search(r"unsupported global|not allowed", text, re.IGNORECASE):
             # not a refused class: the zip reader or the unpickler met damaged bytes
             detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
             raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupted "
                                   f"({(detail.group(1) if detail else msg).split('. ')[0].strip()})") from None
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        refused = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", text, re.IGNORECASE)
         if refused:
             msg = f"it holds the Python object {refused.group(1)}, which only full unpickling can rebuild"
         raise CheckpointError(
