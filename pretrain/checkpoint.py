@@ -390,6 +390,11 @@ def _finish(read, source: str, spec: EncoderSpec | None = None) -> LoadedEncoder
         state.pop(key)
     notes = _float32_weights(state, source)
     check_finite(state, source)
+    given = read.spec
+    if given is not None and given.rope:   # RoPE families: no table, the spec comes with the layout
+        return LoadedEncoder(state, given, read.layout, source, dropped, tuple(read.not_read), notes)
+    if spec is not None and spec.rope:
+        return LoadedEncoder(state, spec, read.layout, source, dropped, tuple(read.not_read), notes)
     pos = state.get("pos_embed")
     if pos is None or pos.ndim != 3 or "patch_embed.proj.weight" not in state:
         raise CheckpointError(f"{source}: no ViT encoder found (need patch_embed.proj.weight and a "

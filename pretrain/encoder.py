@@ -29,6 +29,13 @@ from torch import nn
 #: keyword arguments every FLSL encoder is built with (timm VisionTransformer arguments)
 FIXED_TIMM_KWARGS = dict(class_token=False, global_pool="", num_classes=0, fc_norm=False,
                          dynamic_img_size=True)
+#: the same for RoPE families built on timm's ``Eva`` (DINOv3): no head, any input size
+FIXED_EVA_KWARGS = dict(global_pool="", num_classes=0, use_fc_norm=False, dynamic_img_size=True)
+
+
+def is_eva(arch: str) -> bool:
+    """Whether the timm architecture is an ``Eva`` (RoPE ViTs: DINOv3)."""
+    return "dinov3" in arch or arch.startswith("eva")
 
 
 #: How a position table stored for the trained grid reaches another token grid (same rule in
@@ -80,16 +87,23 @@ class EncoderSpec:
     @property
     def class_token(self) -> bool:
         """Whether the encoder prepends a class token (it never appears in the outputs)."""
-        return bool(dict(self.kwargs).get("class_token", False))
+        kw = dict(self.kwargs)
+        return bool(kw.get("class_token", is_eva(self.arch)))
 
     @property
     def extra_tokens(self) -> int:
         """Register / storage tokens between the class token and the patches (never in outputs)."""
-        return int(dict(self.kwargs).get("reg_tokens", 0))
+        kw = dict(self.kwargs)
+        return int(kw.get("reg_tokens", kw.get("num_reg_tokens", 0)))
 
     def timm_kwargs(self, **extra) -> dict:
-        kwargs = {**FIXED_TIMM_KWARGS, **dict(self.kwargs), **extra}
+        fixed = FIXED_EVA_KWARGS if is_eva(self.arch) else FIXED_TIMM_KWARGS
+        kwargs = {**fixed, **dict(self.kwargs), **extra}
         return _timm_layers(kwargs)
+
+    @property
+    def rope(self) -> bool:
+        return is_eva(self.arch)
 
     def describe(self) -> str:
         """How the encoder runs, in words (for logs and reports)."""
@@ -111,7 +125,10 @@ class EncoderSpec:
             parts.append("norm before the blocks")
         if kw.get("final_norm") is False or kw.get("final_norm") == 0:
             parts.append("no final norm")
-        parts.append(f"positions for other grids: {self.positions} rule ({POSITION_RULES[self.positions]})")
+        if self.rope:
+            parts.append("rotary positions (RoPE) on the patch tokens, any grid")
+        else:
+            parts.append(f"positions for other grids: {self.positions} rule ({POSITION_RULES[self.positions]})")
         return "; ".join(parts)
 
     def to_json(self) -> str:
@@ -153,7 +170,9 @@ def vit_arguments() -> frozenset[str]:
     """Keyword arguments timm's ``VisionTransformer`` takes: the overrides an :class:`EncoderSpec`
     may carry (checked in configs and in exported files' metadata)."""
     import inspect
-    return (frozenset(inspect.signature(VisionTransformer.__init__).parameters) - {"self"}) | set(SPEC_ONLY_KWARGS)
+    from timm.models.eva import Eva
+    names = set(inspect.signature(VisionTransformer.__init__).parameters) | set(inspect.signature(Eva.__init__).parameters)
+    return frozenset(names - {"self"}) | set(SPEC_ONLY_KWARGS)
 
 
 def sincos_pos_embed_2d(grid_h: int, grid_w: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -239,6 +258,28 @@ class RuledVisionTransformer(VisionTransformer):
         return self.pos_drop(x)
 
 
+def _ruled_eva():
+    from timm.models.eva import Eva
+
+    class RuledEva(Eva):
+        """timm's ``Eva`` (RoPE on the patch tokens; class and storage tokens unrotated) with the
+        family's rule for an absolute table, when it has one."""
+
+        def _pos_embed(self, x):
+            if self.pos_embed is None or x.ndim != 4:
+                return super()._pos_embed(x)
+            b, h, w, c = x.shape
+            slots = 0 if self.no_embed_class else self.num_prefix_tokens
+            pos = resample_positions(self.pos_embed, self.patch_embed.grid_size, (h, w), slots,
+                                     self.flsl_spec.positions)
+            x = x.reshape(b, h * w, c)
+            prefix = [t.expand(b, -1, -1) for t in (self.cls_token, self.reg_token) if t is not None]
+            x = torch.cat([*prefix, x + pos], dim=1) if self.no_embed_class else torch.cat([*prefix, x], dim=1) + pos
+            rope = self.rope.get_embed(shape=(h, w)) if self.rope is not None else None
+            return self.pos_drop(x), rope
+    return RuledEva
+
+
 def build_encoder(spec: EncoderSpec | str = "vit_small_patch16_224", drop_path_rate: float = 0.0,
                   **overrides) -> nn.Module:
     """Build the encoder (a timm ``VisionTransformer`` running the spec's position rule).
@@ -260,9 +301,13 @@ def build_encoder(spec: EncoderSpec | str = "vit_small_patch16_224", drop_path_r
                                   **spec.timm_kwargs(drop_path_rate=drop_path_rate))
     except RuntimeError as err:  # unknown model name
         raise ValueError(f"unknown encoder architecture {spec.arch!r}: {err}") from None
+    if spec.rope:
+        model.__class__ = _ruled_eva()
+        model.flsl_spec = spec
+        return model
     if type(model) is not VisionTransformer or model.pos_embed is None:
         raise ValueError(f"{spec.arch}: only timm VisionTransformers with a learned or fixed "
-                         "position table are supported")
+                         "position table, or RoPE Eva models, are supported")
     if model.reg_token is not None and not model.no_embed_class:
         raise ValueError(f"{spec.arch}: register tokens need no_embed_class=True (registers carry no "
                          "position; a class slot is folded into the class token when converting)")
@@ -318,15 +363,19 @@ def block_outputs(model: nn.Module, images: torch.Tensor, indices: Sequence[int]
     ``norm_last`` applies the final LayerNorm to the output of the last block (index depth-1).
     """
     x = model.patch_embed(images)
-    x = model._pos_embed(x)
-    x = model.patch_drop(x)
+    rope = None
+    if model.flsl_spec.rope:   # Eva: positions rotate q and k inside every block
+        x, rope = model._pos_embed(x)
+    else:
+        x = model._pos_embed(x)
+        x = model.patch_drop(x)
     x = model.norm_pre(x)
     wanted = set(indices)
     outs = {}
     last = len(model.blocks) - 1
     prefix = model.num_prefix_tokens
     for i, blk in enumerate(model.blocks):
-        x = blk(x)
+        x = blk(x) if rope is None else blk(x, rope=rope)
         if i in wanted:
             outs[i] = check_features((model.norm(x) if (norm_last and i == last) else x)[:, prefix:],
                                      model, f"block {i}")

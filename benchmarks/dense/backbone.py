@@ -177,7 +177,8 @@ class FLSLViT(BaseModule):
             raise ValueError(f"unknown adapter {adapter!r}: choose one of {ADAPTERS}")
         self.strides = self.adapter.strides
         self.frozen_stages = int(frozen_stages)
-        self.encoder.pos_embed.requires_grad_(bool(train_pos_embed))
+        if self.encoder.pos_embed is not None:   # RoPE families (DINOv3) have no table
+            self.encoder.pos_embed.requires_grad_(bool(train_pos_embed))
         # Parameters no output depends on (the final LayerNorm, blocks after the last index) are
         # still loaded (strictness) but frozen, so distributed training sees no unused parameter.
         for p in self.encoder.norm.parameters():
@@ -194,7 +195,8 @@ class FLSLViT(BaseModule):
 
     def _freeze(self) -> None:
         if self.frozen_stages >= 0:
-            self.encoder.pos_embed.requires_grad_(False)
+            if self.encoder.pos_embed is not None:
+                self.encoder.pos_embed.requires_grad_(False)
             for token in (self.encoder.cls_token, self.encoder.reg_token):
                 if token is not None:
                     token.requires_grad_(False)
@@ -247,8 +249,9 @@ class FLSLViT(BaseModule):
                                   "the checkpoint's")
         own, theirs = self.encoder.flsl_spec, loaded.spec
         own_grid = tuple(self.encoder.patch_embed.grid_size)
-        pos = loaded.state_dict["pos_embed"]
-        their_tokens = pos.shape[1] - (0 if dict(theirs.kwargs).get("no_embed_class") else int(theirs.class_token))
+        pos = loaded.state_dict.get("pos_embed")
+        their_tokens = own_grid[0] * own_grid[1] if pos is None else \
+            pos.shape[1] - (0 if dict(theirs.kwargs).get("no_embed_class") else int(theirs.class_token))
 
         def rule(spec):  # what decides the computation, besides the weights and the head split
             return (spec.class_token, spec.positions,

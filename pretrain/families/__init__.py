@@ -48,6 +48,7 @@ FAMILIES = {f.name: f for f in (
     Family("openai-clip", "OpenAI CLIP image tower (QuickGELU; also OpenCLIP -quickgelu towers)",
            CLIP_MEAN, CLIP_STD),
     Family("openclip", "OpenCLIP image tower (GELU)", CLIP_MEAN, CLIP_STD),
+    Family("dinov3", "DINOv3 (facebookresearch/dinov3: patch 16, RoPE, 4 storage tokens, LayerScale)"),
     Family("siglip", "SigLIP image tower (google-research/big_vision: no class token, tanh GELU)",
            SIGLIP_MEAN, SIGLIP_STD),
 )}

@@ -38,6 +38,7 @@ RUN_RULES = {
     "openai-clip": (dict(pre_norm=True, norm_eps=1e-5, act_layer="quick_gelu"), "timm"),
     "openclip": (dict(pre_norm=True, norm_eps=1e-5), "timm"),
     "siglip": (dict(act_layer="gelu_tanh"), "corners"),
+    "dinov3": (dict(), "timm"),            # no table: RoPE on the patch tokens (timm's Eva)
 }
 
 #: top-level key prefixes of tensors that are not part of the encoder, and what they are
@@ -66,6 +67,7 @@ class Read:
     positions: str
     dropped: dict               # source key -> why it is not used
     not_read: tuple             # top-level entries that hold no encoder weights
+    spec: EncoderSpec | None = None   # set by layouts whose architecture is not read from a table (RoPE)
 
 
 def _is_square(n: int) -> bool:
@@ -218,6 +220,8 @@ def _family_of_bare(state: dict, wrapper: str, source: str) -> str:
     docstring of docs/families.md, "Detection")."""
     keys = set(state)
     pos = state.get("pos_embed")
+    if "storage_tokens" in keys or "rope_embed.periods" in keys:
+        return "dinov3"
     if "register_tokens" in keys or ("mask_token" in keys and state["mask_token"].ndim == 2
                                      and any(k.endswith("ls1.gamma") for k in keys)):
         return "dinov2"
@@ -280,6 +284,8 @@ def _convert(state: dict, fam: str, layout: str, source: str, dropped: dict, not
         state = _convert_dinov2(state, None)
     elif fam == "deit3":
         state = checkpoint_filter_fn(state, _shape_twin(state), adapt_layer_scale=True)
+    elif fam == "dinov3":
+        return _dinov3(state, source, layout, dropped, not_read)
     state = _drop_unused(state, dropped)
     if any(k.endswith("ls1.gamma") for k in state):
         kwargs["init_values"] = 1.0   # LayerScale present; the values come from the file
@@ -298,6 +304,68 @@ def _shape_twin(state: dict):
     from types import SimpleNamespace as NS
     return NS(patch_embed=NS(proj=NS(weight=state["patch_embed.proj.weight"])),
               pos_embed=state["pos_embed"], no_embed_class=True, num_prefix_tokens=1)
+
+
+# ------------------------------------------------------------------------------------- DINOv3
+_DINOV3_ARCH = {384: "vit_small_patch16_dinov3_qkvb", 768: "vit_base_patch16_dinov3_qkvb",
+                1024: "vit_large_patch16_dinov3_qkvb"}
+
+
+def _dinov3(state: dict, source: str, layout: str, dropped: dict, not_read: tuple) -> Read:
+    """DINOv3's hub layout -> timm's ``Eva`` (``rope_type='dinov3'``) through timm's own filter:
+    ``storage_tokens`` -> ``reg_token``, ``ls{1,2}.gamma`` -> ``gamma_{1,2}``, ``qkv.bias`` ->
+    ``q_bias`` and ``v_bias`` (the key third is masked out by ``bias_mask``). What the filter
+    drops is checked to be what timm recomputes: the RoPE periods (base 100) and the mask."""
+    from types import SimpleNamespace as NS
+
+    from timm.models.eva import checkpoint_filter_fn as eva_filter
+    try:
+        width = int(state["patch_embed.proj.weight"].shape[0])
+        depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{source}: not a DINOv3 ViT (no patch embedding or blocks)") from None
+    periods = state.get("rope_embed.periods")
+    if periods is None:
+        raise CheckpointError(f"{source}: DINOv3 layout without rope_embed.periods")
+    d_head = 4 * int(periods.shape[0])
+    heads = width // d_head
+    want = 100.0 ** (2 * torch.arange(d_head // 4, dtype=torch.float64) / (d_head // 2))
+    if not torch.allclose(periods.double(), want, rtol=1e-5, atol=0):
+        raise CheckpointError(f"{source}: rope_embed.periods are not DINOv3's base-100 periods (min/max "
+                              "period models are not supported)")
+    for k in [k for k in state if k.endswith("qkv.bias_mask")]:
+        mask = state[k]
+        third = mask.shape[0] // 3
+        if not (bool((mask[:third] == 1).all()) and bool((mask[third:2 * third] == 0).all())
+                and bool((mask[2 * third:] == 1).all())):
+            raise CheckpointError(f"{source}: {k} does not mask exactly the key bias")
+    if any(".mlp.w1." in k for k in state):
+        raise CheckpointError(f"{source}: DINOv3 SwiGLU models (S+, L+, H+, 7B) are not supported yet")
+    for k in state:
+        if k.endswith(("periods", "bias_mask")):
+            dropped[k] = "recomputed (RoPE periods) / applied (key-bias mask)"
+        elif k == "mask_token" or k.startswith("local_cls_norm"):
+            dropped[k] = UNUSED_KEYS["mask_token"] if k == "mask_token" else "local-crop norm of pretraining"
+    twin = NS(get_parameter=lambda name: None, patch_embed=NS(proj=NS(weight=state["patch_embed.proj.weight"])))
+    converted = eva_filter(dict(state), twin)
+    arch = _DINOV3_ARCH.get(width, "vit_base_patch16_dinov3_qkvb")
+    kwargs = {}
+    if width not in _DINOV3_ARCH:
+        kwargs.update(embed_dim=width, num_heads=heads)
+    default_depth = 24 if arch.startswith("vit_large") else 12
+    if depth != default_depth:
+        kwargs["depth"] = depth
+    patch = int(state["patch_embed.proj.weight"].shape[-1])
+    if patch != 16:
+        kwargs["patch_size"] = patch
+    storage = state.get("storage_tokens")
+    n_storage = 0 if storage is None else int(storage.shape[1])
+    kwargs["num_reg_tokens"] = n_storage   # stated even where the architecture's default (4) agrees
+    fc1 = state.get("blocks.0.mlp.fc1.weight")
+    if fc1 is not None and int(fc1.shape[0]) != 4 * width:
+        kwargs["mlp_ratio"] = _exact_ratio(int(fc1.shape[0]), width)
+    spec = EncoderSpec.make(arch, positions="timm", family="dinov3", **kwargs)
+    return Read(converted, "dinov3", layout, {}, "timm", dropped, not_read, spec)
 
 
 # ------------------------------------------------------------------------------------- CLIP

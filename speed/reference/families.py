@@ -14,6 +14,8 @@ Written from the published code's semantics (docs/families.md names the files re
   (``interpolate_pos_embed``: bicubic to the new size, no antialias, class slot kept).
 * :func:`deit3_forward`: DeiT III's ``vit_models`` -- positions added to the patches, the class
   token prepended without one, ``gamma_1/gamma_2`` LayerScale; other sizes by the fine-tune resize.
+* :func:`dinov3_forward`: DINOv3's ``DinoVisionTransformer`` with its RoPE (no table), storage
+  tokens, masked key bias, LayerScale.
 * :func:`siglip_forward`: big_vision's ``vit.py`` on the flax parameter tree as stored in its
   ``.npz`` (``[D, heads, d_h]`` attention kernels, ``[p, p, 3, D]`` patch kernel, tanh GELU,
   ``encoder_norm``), the table resized by ``scipy.ndimage.zoom(order=1)`` (``resample_posemb``).
@@ -188,4 +190,43 @@ def siglip_forward(params: dict, images, eps: float = 1e-6, dtype=torch.float64)
     return outs, final
 
 
-__all__ = ["dinov2_forward", "selfpatch_forward", "mae_forward", "deit3_forward", "siglip_forward"]
+def dinov3_forward(state: dict, images, heads: int, eps: float = 1e-5, dtype=torch.float64):
+    """DINOv3 (hub layout, ``models/vision_transformer.py``, ``layers/rope_position_encoding.py``,
+    ``layers/attention.py``): ``[cls | storage | patches]`` without an absolute table; RoPE on q
+    and k of the patch tokens only: coordinates ``(i + 0.5) / H`` and ``(j + 0.5) / W`` mapped to
+    ``[-1, 1]``, angles ``2 pi c / period`` with the file's ``periods``, ``[HW, 2, d/4]`` flattened
+    and tiled twice, rotate-half; qkv bias times ``bias_mask``; LayerScale; LayerNorm eps 1e-5."""
+    s = _cast(state, dtype)
+    x, rows, cols = _embed(s, images, dtype)
+    b, c = x.shape[0], x.shape[-1]
+    x = torch.cat([s["cls_token"].expand(b, -1, -1), s["storage_tokens"].expand(b, -1, -1), x], dim=1)
+    prefix = 1 + s["storage_tokens"].shape[1]
+    ch = (torch.arange(rows, dtype=dtype) + 0.5) / rows
+    cw = (torch.arange(cols, dtype=dtype) + 0.5) / cols
+    coords = torch.stack(torch.meshgrid(ch, cw, indexing="ij"), dim=-1).flatten(0, 1) * 2.0 - 1.0
+    angles = (2 * math.pi * coords[:, :, None] / s["rope_embed.periods"][None, None, :]).flatten(1, 2).tile(2)
+    sin, cos = angles.sin(), angles.cos()
+
+    def rot(t):
+        t1, t2 = t.chunk(2, dim=-1)
+        return torch.cat([-t2, t1], dim=-1)
+    outs = []
+    for i in range(_depth(s)):
+        p = f"blocks.{i}."
+        y = F.layer_norm(x, (c,), s[p + "norm1.weight"], s[p + "norm1.bias"], eps)
+        bias = s[p + "attn.qkv.bias"] * s[p + "attn.qkv.bias_mask"]
+        q, k, v = (y @ s[p + "attn.qkv.weight"].T + bias).reshape(b, -1, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        q = torch.cat([q[:, :, :prefix], q[:, :, prefix:] * cos + rot(q[:, :, prefix:]) * sin], dim=2)
+        k = torch.cat([k[:, :, :prefix], k[:, :, prefix:] * cos + rot(k[:, :, prefix:]) * sin], dim=2)
+        a = torch.softmax((q @ k.transpose(-2, -1)) * (c // heads) ** -0.5, dim=-1)
+        y = (a @ v).transpose(1, 2).reshape(b, -1, c) @ s[p + "attn.proj.weight"].T + s[p + "attn.proj.bias"]
+        x = x + y * s[p + "ls1.gamma"]
+        y = F.layer_norm(x, (c,), s[p + "norm2.weight"], s[p + "norm2.bias"], eps)
+        y = F.gelu(y @ s[p + "mlp.fc1.weight"].T + s[p + "mlp.fc1.bias"]) @ s[p + "mlp.fc2.weight"].T + s[p + "mlp.fc2.bias"]
+        x = x + y * s[p + "ls2.gamma"]
+        outs.append(x[:, prefix:])
+    final = F.layer_norm(x, (c,), s["norm.weight"], s["norm.bias"], eps)[:, prefix:]
+    return outs, final
+
+
+__all__ = ["dinov2_forward", "dinov3_forward", "selfpatch_forward", "mae_forward", "deit3_forward", "siglip_forward"]

@@ -74,6 +74,25 @@ def dinov2_hub(folder: Path, registers: bool = False, swiglu: bool = False, seed
     return path, state
 
 
+def dinov3_hub(folder: Path, seed: int = 0):
+    """``dinov3_vits16_pretrain_*.pth``: the bare state dict of DINOv3's ``DinoVisionTransformer``
+    (``storage_tokens`` [1, 4, D], ``mask_token`` [1, D], persistent ``rope_embed.periods``
+    (base 100), ``attn.qkv.bias`` with its ``bias_mask`` buffer (key third 0), ``ls1/ls2.gamma``,
+    no position table)."""
+    g = torch.Generator().manual_seed(seed)
+    d_head = WIDTH // HEADS
+    state = {"cls_token": _rnd(g, 1, 1, WIDTH, std=1.0), "storage_tokens": _rnd(g, 1, 4, WIDTH, std=1.0),
+             "mask_token": torch.zeros(1, WIDTH),
+             "rope_embed.periods": 100.0 ** (2 * torch.arange(d_head // 4, dtype=torch.float32) / (d_head // 2)),
+             **_patch(g, 16), **vit_blocks(g, layer_scale=("ls1.gamma", "ls2.gamma")), **_norm(g)}
+    for i in range(DEPTH):
+        state[f"blocks.{i}.attn.qkv.bias_mask"] = torch.cat([torch.ones(WIDTH), torch.zeros(WIDTH), torch.ones(WIDTH)])
+    path = folder / "dinov3.pth"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path, state
+
+
 # ------------------------------------------------------------------------------- SelfPatch
 def selfpatch_backbone_state(g, grid: int = 14) -> dict:
     """SelfPatch's ``VisionTransformer`` tensors: no class token, ``[1, N, D]`` table, no norm."""

@@ -71,6 +71,29 @@ def test_dinov2_rule_matters(tmp_path):
     assert relative_difference(ref.dinov2_forward(no_ls, images, heads=fr.HEADS)[1], want) > 100 * TOL
 
 
+def test_dinov3_hub_file_runs_as_dinov3(tmp_path):
+    path, state = fr.dinov3_hub(tmp_path)
+    loaded = load_encoder_weights(path)
+    assert loaded.family == "dinov3" and loaded.spec.rope and loaded.spec.extra_tokens == 4
+    assert {"mask_token", "rope_embed.periods", "blocks.0.attn.qkv.bias_mask"} <= set(loaded.dropped)
+    for size in SIZES16:
+        images = _images(size)
+        ob, of, _ = _ours(path, images)
+        _assert_same((ob, of), ref.dinov3_forward(state, images, heads=fr.HEADS), (size[0] // 16, size[1] // 16))
+    model, _ = load_pretrained_encoder(path)             # an export keeps running as DINOv3
+    from pretrain.checkpoint import export_encoder
+    export_encoder(model, tmp_path / "dinov3.safetensors")
+    again, info = load_pretrained_encoder(tmp_path / "dinov3.safetensors")
+    assert info.family == "dinov3" and info.spec == model.flsl_spec
+    with torch.no_grad():
+        assert torch.equal(encode(again.eval(), images), encode(model.eval(), images))
+    # the check can fail: the key bias the mask removes changes the output
+    unmasked = {**state, **{k: torch.ones_like(v) for k, v in state.items() if k.endswith("bias_mask")}}
+    images = _images((160, 256))
+    assert relative_difference(ref.dinov3_forward(unmasked, images, heads=fr.HEADS)[1],
+                               ref.dinov3_forward(state, images, heads=fr.HEADS)[1]) > 100 * TOL
+
+
 # ------------------------------------------------------------------------------------ SelfPatch
 def test_selfpatch_training_file_runs_as_selfpatch(tmp_path, capsys):
     path, backbone, heads = fr.selfpatch_training(tmp_path)
