@@ -122,7 +122,8 @@ def _usable_box(box, size: tuple | None) -> bool:
     return min(x + w, img_w) - max(x, 0) > 0 and min(y + h, img_h) - max(y, 0) > 0
 
 
-def check_coco(ann_file: str | Path, img_dir: str | Path | None = None, classes=None) -> dict:
+def check_coco(ann_file: str | Path, img_dir: str | Path | None = None, classes=None,
+               training: bool = False) -> dict:
     """Check a COCO json before MMDetection reads it.
 
     Errors (:class:`AnnotationError`, naming the file and the entry): the three lists; ids and
@@ -133,8 +134,9 @@ def check_coco(ann_file: str | Path, img_dir: str | Path | None = None, classes=
     nothing reports ``loss_bbox 0.0``); unique ids, category names, and every name of
     ``classes`` (the config's) among them; with ``img_dir``, every listed image must exist and be
     a readable image, a JPEG one complete (not cut short). Warnings (legal but suspicious): some
-    unusable boxes, no annotation at all, an image whose size differs from its entry. Returns
-    ``{"images", "annotations", "categories"}`` counts.
+    unusable boxes, no annotation at all (an error for ``training`` data: MMDetection drops every
+    image without a box and stops on an empty data set with a traceback), an image whose size
+    differs from its entry. Returns ``{"images", "annotations", "categories"}`` counts.
     """
     ann_file = Path(ann_file)
     coco = load_json(ann_file)
@@ -216,6 +218,9 @@ def check_coco(ann_file: str | Path, img_dir: str | Path | None = None, classes=
         log.warning("warning: %s: %d of %d boxes are zero-area, negative or outside the image and "
                     "are ignored by MMDetection (%s)", ann_file, unusable, plain, example)
     if not coco["annotations"]:
+        if training:
+            raise AnnotationError(f"{ann_file}: holds no annotation (\"annotations\": []); training would see "
+                                  "no object")
         log.warning("warning: %s: holds no annotation", ann_file)
     if img_dir is not None:
         img_dir = Path(img_dir)
@@ -294,15 +299,16 @@ def _datasets(cfg: dict):
         yield cfg
 
 
-def check_dataset_cfg(ds: dict) -> None:
-    """Check one MMDetection (COCO-style json) or MMSegmentation (image / label folders) dataset."""
+def check_dataset_cfg(ds: dict, training: bool = False) -> None:
+    """Check one MMDetection (COCO-style json) or MMSegmentation (image / label folders) dataset
+    (``training``: one a model is trained on, which must hold annotations)."""
     root = ds.get("data_root")
     prefix = ds.get("data_prefix") or {}
     ann = ds.get("ann_file")
     if ann and str(ann).endswith(".json"):
         img = prefix.get("img")
         classes = (ds.get("metainfo") or {}).get("classes")
-        check_coco(_join(root, ann), _join(root, img) if img is not None else None, classes)
+        check_coco(_join(root, ann), _join(root, img) if img is not None else None, classes, training)
     elif "img_path" in prefix and "seg_map_path" in prefix and not ann:
         check_seg_folders(_join(root, prefix["img_path"]), _join(root, prefix["seg_map_path"]),
                           ds.get("img_suffix", ".jpg"), ds.get("seg_map_suffix", ".png"))
@@ -315,7 +321,7 @@ def check_config_data(cfg, loaders=("train_dataloader", "val_dataloader"),
         loader = cfg.get(name)
         if loader:
             for ds in _datasets(loader.get("dataset")):
-                check_dataset_cfg(ds)
+                check_dataset_cfg(ds, training=name == "train_dataloader")
     seen = {str(_join(ds.get("data_root"), ds.get("ann_file")))
             for name in loaders if cfg.get(name)
             for ds in _datasets(cfg[name].get("dataset")) if ds.get("ann_file")}

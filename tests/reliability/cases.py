@@ -117,12 +117,12 @@ class Ctx:
         return work / "latest.pth"
 
     # -- encoders
-    def export(self, name: str = "enc.safetensors", nan: bool = False) -> Path:
+    def export(self, name: str = "enc.safetensors", nan: bool = False, seed: int = 0) -> Path:
         import torch
 
         from pretrain.checkpoint import export_encoder
         from pretrain.encoder import build_encoder
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         model = build_encoder("vit_tiny_patch16_224", depth=1)
         if nan:
             with torch.no_grad():
@@ -262,6 +262,23 @@ def s_convert_nan(ctx):
     return [str(src), "--out", str(ctx.tmp / "o.safetensors")]
 
 
+class _RunsCode:
+    """Pickles as a call of os.system: what a hostile checkpoint carries."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("true",))
+
+
+def s_convert_pickled_code(ctx):
+    import torch
+    path = ctx.tmp / "vits16_from_a_forum.pth"
+    torch.save({"model": _RunsCode()}, path)
+    ctx.reads(path)
+    ctx.keep["file"] = path
+    return [str(path), "--out", str(ctx.tmp / "o.safetensors")]
+
+
 def s_convert_truncated(ctx):
     import torch
     from pretrain.encoder import build_encoder
@@ -390,6 +407,10 @@ def _unreadable_image(coco, root):
     return image
 
 
+def _no_annotations(coco, root):
+    coco["annotations"] = []
+
+
 def _truncated_image(coco, root):
     image = root / "train" / coco["images"][-1]["file_name"]
     image.write_bytes(image.read_bytes()[: image.stat().st_size * 2 // 3])
@@ -470,7 +491,179 @@ def s_visualize_bomb(ctx):
     image = png_bomb(ctx.tmp / "bomb.png")
     ctx.reads(image)
     ctx.keep["file"] = image
-    return [str(ctx.export()), str(image), "--out", str(ctx.tmp / "figures")]
+    return ["--checkpoint", str(ctx.export()), str(image), "--out", str(ctx.tmp / "figures")]
+
+
+# -- pretraining: data roots, view options, the work folder's lock, resumes
+GENERATE = {"data.generate": dict(n_images=4, size=64, seed=0)}
+
+
+def s_pretrain_generate_into(kind):
+    def setup(ctx):
+        images = ctx.images(4)
+        for marker in (".flsl-generated", ".complete"):   # a folder of the user's own images
+            (images / marker).unlink()
+        ctx.keep["images"] = images
+        cfg = ctx.pretrain_config(**GENERATE)
+        target = images if kind == "user" else ctx.tmp / "mount"
+        if kind == "empty":
+            target.mkdir()
+        ctx.reads(target)
+        ctx.keep["file"] = target
+        return [str(cfg), "--work-dir", str(ctx.tmp / "wd"), "--cfg-options", f"data.root={target}"]
+    return setup
+
+
+def s_pretrain_root_is_file(ctx):
+    cfg = ctx.pretrain_config()
+    image = next(ctx.keep.get("images", ctx.tmp / "images").rglob("*.jpg"))
+    ctx.keep["file"] = image
+    return [str(cfg), "--work-dir", str(ctx.tmp / "wd"), "--cfg-options", f"data.root={image}"]
+
+
+def s_pretrain_too_few_images(ctx):
+    ctx.keep["file"] = ctx.tmp / "images"
+    return s_pretrain_option("data.batch_size_per_gpu=8")(ctx)
+
+
+def _lock_of(pid: int) -> str:
+    import socket
+
+    from pretrain.lock import _start_time
+    return json.dumps({"pid": pid, "host": socket.gethostname(), "started": _start_time(pid),
+                       "command": "python tools/pretrain_flsl.py (another run)"})
+
+
+def s_pretrain_locked(ctx):
+    import os
+    work = ctx.tmp / "wd"
+    work.mkdir()
+    (work / "run.lock").write_text(_lock_of(os.getpid()))   # the test process: alive, not the tool
+    ctx.reads(work / "run.lock")
+    ctx.keep["file"] = work
+    return [str(ctx.pretrain_config()), "--work-dir", str(work)]
+
+
+def s_pretrain_stale_lock(ctx):
+    import subprocess
+    work = ctx.tmp / "wd"
+    work.mkdir()
+    gone = subprocess.Popen(["true"])
+    gone.wait()                                              # ended and reaped: its id is free
+    (work / "run.lock").write_text(_lock_of(gone.pid))
+    ctx.keep["file"] = work / "run.lock"
+    return [str(ctx.pretrain_config()), "--work-dir", str(work)]
+
+
+def s_pretrain_resume_changed(option):
+    """A training checkpoint of the tiny config (2 epochs), then the tool with ``option``."""
+    def setup(ctx):
+        from mmengine.config import Config
+
+        from pretrain.trainer import Trainer
+        cfg_path = ctx.pretrain_config(**{"train.epochs": 2})
+        work = ctx.tmp / "work"
+        Trainer(Config.fromfile(str(cfg_path)), work, resume=None).save()
+        latest = work / "latest.pth"
+        ctx.reads(latest, Path(str(latest) + ".sha256"))
+        ctx.keep["file"] = latest
+        extra = option(ctx) if callable(option) else option
+        return [str(cfg_path), "--work-dir", str(work), "--cfg-options", extra]
+    return setup
+
+
+def _other_images(ctx):
+    from synthetic.images import write_image_folder
+    other = write_image_folder(ctx.tmp / "other_images", n_images=5, size=64, seed=2, n_classes=1)
+    ctx.reads(other)
+    return f"data.root={other}"
+
+
+def s_pretrain_wide_image(ctx):
+    from PIL import Image
+    images = ctx.images(4)
+    ctx.keep["images"] = images
+    wide = images / "class_000" / "scan_16bit.png"
+    Image.fromarray((np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)).save(wide)
+    ctx.keep["file"] = wide
+    # one batch holds every image, so the 16-bit one is read in the first iteration
+    return [str(ctx.pretrain_config(**{"data.batch_size_per_gpu": 5})), "--work-dir", str(ctx.tmp / "wd")]
+
+
+# -- DAVIS: output locations, a full disk, two checkpoints, an unfinished run
+def s_davis_out_is_file(ctx):
+    d = ctx.davis()
+    out = ctx.tmp / "pred.txt"
+    out.write_text("a file where the predictions folder should go\n")
+    ctx.reads(out)
+    ctx.keep["file"] = out
+    return _davis_args(ctx, d, "--out", str(out))
+
+
+def s_davis_out_long_name(ctx):
+    d = ctx.davis()
+    ctx.keep["file"] = ctx.tmp / ("p" * 300)
+    return _davis_args(ctx, d, "--out", str(ctx.keep["file"]))
+
+
+def s_davis_disk_full(ctx):
+    d = ctx.davis()
+    ctx.limit_file_size = 700    # the record (about 450 bytes) fits, no label-map PNG (900) does
+    ctx.keep["file"] = ctx.tmp / "pred" / d.sequences[0] / "00000.png"
+    return _davis_args(ctx, d, "--out", str(ctx.tmp / "pred"))
+
+
+def s_davis_other_checkpoint(ctx):
+    from core.errors import cli_main
+
+    from .test_bad_inputs import load_tool
+    d = ctx.davis()
+    out = ctx.tmp / "pred"
+    first = ctx.export("a.safetensors")
+    assert cli_main(load_tool("davis_propagate.py").main, _davis_args(ctx, d, "--out", str(out))) == 0
+    ctx.reads(out)
+    ctx.keep["file"] = out
+    ctx.keep["ckpt"] = ctx.export("b.safetensors", seed=1)
+    assert first != ctx.keep["ckpt"]
+    return _davis_args(ctx, d, "--out", str(out))
+
+
+def s_davis_eval_unfinished(ctx):
+    from core.errors import cli_main
+
+    from .test_bad_inputs import load_tool
+    d = ctx.davis()
+    out = ctx.tmp / "pred"
+    assert cli_main(load_tool("davis_propagate.py").main, _davis_args(ctx, d, "--out", str(out))) == 0
+    record = json.loads((out / "predictions.json").read_text())
+    record["sequences"] = []   # as a run stopped while writing the sequence leaves it
+    (out / "predictions.json").write_text(json.dumps(record))
+    ctx.reads(out)
+    ctx.keep["file"] = out / d.sequences[0]
+    return ["--data-root", str(d.root), "--results", str(out)]
+
+
+# -- UAVDT ground truth
+def s_uavdt_gt(edit):
+    def setup(ctx):
+        tree = ctx.uavdt()
+        gt = tree.root / "UAV-benchmark-MOTD_v1.0/GT/M0101_gt_whole.txt"
+        gt.write_text(edit(gt.read_text()))
+        ctx.keep["file"] = gt
+        return ["--data-root", str(tree.root), "--out", str(ctx.tmp / "ann"), "--no-progress"]
+    return setup
+
+
+def s_uavdt_out_in_root(ctx):
+    tree = ctx.uavdt()
+    ctx.keep["file"] = tree.root / "UAV-benchmark-M" / "annotations"
+    return ["--data-root", str(tree.root), "--out", str(ctx.keep["file"]), "--no-progress"]
+
+
+def s_uavdt_out_is_root(ctx):
+    tree = ctx.uavdt()
+    ctx.keep["file"] = tree.root
+    return ["--data-root", str(tree.root), "--out", str(tree.root), "--no-progress"]
 
 
 def _file(ctx):
@@ -525,6 +718,80 @@ CASES = [
          "<time> warning: skipping unreadable image (replaced by the next one): cannot read image <images>/bomb.png: "
          "Image size (900000000 pixels) exceeds limit of <limit> pixels, could be decompression bomb DOS attack.",
          s_pretrain_bomb("skip"), _file, status=0, mode="subprocess"),
+    Case("pretrain-generate-into-user-folder", "pretrain_flsl.py",
+         "`data.root=DIR` (the user's images) on a config with `data.generate` (used to overwrite them)",
+         "error: <images> (data.root, with data.generate set): exists and holds files the generator did not "
+         "write; generated data is written only into a folder the generator creates (or one it marked with "
+         ".flsl-generated): give a path that does not exist yet; to train on the images there instead, drop "
+         "the generator: --cfg-options data.generate=None",
+         s_pretrain_generate_into("user"), _file),
+    Case("pretrain-generate-into-empty-folder", "pretrain_flsl.py",
+         "an existing empty `data.root` (an unmounted mount point) with `data.generate` (used to be filled)",
+         "error: <mount> (data.root, with data.generate set): exists and is empty; generated data is written "
+         "only into a folder the generator creates (or one it marked with .flsl-generated): give a path that "
+         "does not exist yet; to train on the images there instead, drop the generator: --cfg-options "
+         "data.generate=None",
+         s_pretrain_generate_into("empty"), _file),
+    Case("pretrain-root-is-file", "pretrain_flsl.py", "`data.root` naming a regular file",
+         "error: <image>.jpg (data.root): is a file, not a folder of images",
+         s_pretrain_root_is_file, _file),
+    Case("pretrain-too-few-images", "pretrain_flsl.py", "4 images and `data.batch_size_per_gpu=8`",
+         "error: <images> (data.root): 4 image(s), fewer than one global batch (data.batch_size_per_gpu=8 x 1 "
+         "process(es)); add images or lower data.batch_size_per_gpu",
+         s_pretrain_too_few_images, _file),
+    Case("pretrain-depth-0", "pretrain_flsl.py", "`model.arch_kwargs.depth=0` (used to export an encoder "
+         "without blocks)",
+         "error: model.arch_kwargs: depth must be an integer >= 1, got 0, got <kwargs> (<config>)",
+         s_pretrain_option("model.arch_kwargs.depth=0"), _key("model.arch_kwargs")),
+    Case("pretrain-teacher-scale-reversed", "pretrain_flsl.py", "`data.views.teacher_scale=[1.0,0.5]`",
+         "error: data.views: teacher_scale must be a list [low, high] with 0 < low <= high <= 1, got [1.0, 0.5], "
+         "got <views> (<config>)",
+         s_pretrain_option("data.views.teacher_scale=[1.0,0.5]"), _key("data.views")),
+    Case("pretrain-global-size-8", "pretrain_flsl.py", "`data.views.global_size=8` (half a patch)",
+         "error: data.views.global_size: must be a multiple of the patch size 16 (model.arch "
+         "'vit_tiny_patch16_224'), got 8 (<config>)",
+         s_pretrain_option("data.views.global_size=8"), _key("data.views.global_size")),
+    Case("pretrain-global-size-65", "pretrain_flsl.py", "`data.views.global_size=65`",
+         "error: data.views.global_size: must be a multiple of the patch size 16 (model.arch "
+         "'vit_tiny_patch16_224'), got 65 (<config>)",
+         s_pretrain_option("data.views.global_size=65"), _key("data.views.global_size")),
+    Case("pretrain-global-window-100", "pretrain_flsl.py", "`data.views.global_window=100`",
+         "error: data.views.global_window: a 96-pixel view has 6x6 tokens of 16 pixels, fewer than the "
+         "sampling window 100 (data.views.global_size / global_window) (<config>)",
+         s_pretrain_option("data.views.global_window=100"), _key("data.views.global_window")),
+    Case("pretrain-patch-size-7", "pretrain_flsl.py", "`model.arch_kwargs.patch_size=7` (96-pixel views)",
+         "error: data.views.global_size: must be a multiple of the patch size 7 (model.arch_kwargs.patch_size), "
+         "got 96 (<config>)",
+         s_pretrain_option("model.arch_kwargs.patch_size=7"), _key("model.arch_kwargs.patch_size")),
+    Case("pretrain-work-dir-locked", "pretrain_flsl.py", "`--work-dir` of a run still going (its `run.lock`)",
+         "error: <wd> (--work-dir): in use by running process <pid> (python tools/pretrain_flsl.py (another "
+         "run)); wait for it to end, stop it, or choose another --work-dir",
+         s_pretrain_locked, _file, mode="subprocess"),
+    Case("pretrain-stale-lock", "pretrain_flsl.py", "`run.lock` of a run that was killed: taken over",
+         "<time> warning: <wd>/run.lock: taking over the lock of process <pid>, which is no longer running "
+         "(an interrupted run)",
+         s_pretrain_stale_lock, _file, status=0, mode="subprocess"),
+    Case("pretrain-resume-fewer-epochs", "pretrain_flsl.py", "resuming a 2-epoch run with `train.epochs=1` "
+         "(used to report it complete and export the longer run's teacher)",
+         "error: <work>/latest.pth: holds a run of 2 epochs (0 of 2 iterations done), the config now asks for "
+         "train.epochs=1; the learning-rate, momentum and temperature schedules span the whole run, so the "
+         "resumed run would follow neither: train.epochs=2 to keep it, or start afresh with --no-resume or "
+         "another --work-dir",
+         s_pretrain_resume_changed("train.epochs=1"), _file, mode="subprocess"),
+    Case("pretrain-resume-other-data", "pretrain_flsl.py", "resuming with another `data.root`",
+         "error: <work>/latest.pth: was trained on <images> (4 images), data.root <other> holds other images "
+         "(5, another file list); point data.root at the run's images to keep it, or start afresh with "
+         "--no-resume or another --work-dir",
+         s_pretrain_resume_changed(_other_images), _file, mode="subprocess"),
+    Case("pretrain-resume-changed-head", "pretrain_flsl.py", "resuming with `model.out_dim` changed",
+         "error: <work>/latest.pth (student): does not match the model of the config: shape mismatches: "
+         "head.last_layer.weight: checkpoint (64, 32) vs model (32, 32)",
+         s_pretrain_resume_changed("model.out_dim=32"), _file, mode="subprocess"),
+    Case("pretrain-16-bit-image", "pretrain_flsl.py", "a 16-bit PNG among the images (used to be clipped to "
+         "white)",
+         "<time> warning: <images>/class_000/scan_16bit.png: 16-bit image (mode I;16) scaled from 16 to 8 bits "
+         "for training; convert the data set to 8-bit images to silence this",
+         s_pretrain_wide_image, _file, status=0, mode="subprocess"),
     # --- exports and conversion
     Case("export-student-single", "export_backbone.py", "`--which student` on a file holding one encoder",
          "error: <enc.safetensors>: holds a single encoder (no 'student' entry), so there is no student to "
@@ -563,6 +830,12 @@ CASES = [
          "error: <dino_vits16.pth>: not a readable checkpoint, truncated or corrupted (PytorchStreamReader "
          "failed reading zip archive: failed finding central directory)",
          s_convert_truncated, _file),
+    Case("convert-pickled-code", "convert_checkpoint.py", "a .pth whose pickle would call `os.system` "
+         "(used to be called truncated or corrupted)",
+         "error: <vits16_from_a_forum.pth>: cannot be loaded safely (weights_only=True): it holds the Python "
+         "object posix.system, which only full unpickling can rebuild. If you trust the file, convert it once "
+         "with tools/convert_checkpoint.py --trust-pickle.",
+         s_convert_pickled_code, _file),
     # --- DAVIS
     Case("davis-out-annotations", "davis_propagate.py", "`--out DAVIS/Annotations/480p` (the ground truth)",
          "error: <DAVIS>/Annotations/480p (--out): would write into the input <DAVIS>/Annotations; choose an "
@@ -599,6 +872,31 @@ CASES = [
          "error: <DAVIS>/Annotations/480p (--results): would write into the input <DAVIS>/Annotations; choose "
          "an output outside the data and checkpoints the tool reads",
          s_davis_eval_into_annotations, _file),
+    Case("davis-out-is-file", "davis_propagate.py", "`--out` naming an existing file",
+         "error: <pred.txt> (--out): is a file; a folder is needed here",
+         s_davis_out_is_file, _file),
+    Case("davis-out-long-name", "davis_propagate.py", "`--out` with a 300-byte name",
+         "error: <pred> (--out): a name of 300 bytes (pppppppppppppppppppppppp...), more than the 255 the "
+         "file system allows",
+         s_davis_out_long_name, _file),
+    Case("davis-out-in-data-root", "davis_propagate.py", "`--out` inside the DAVIS folder (beside its "
+         "subfolders)",
+         "error: <DAVIS>/pred (--out): would write into the input <DAVIS>; choose an output outside the data "
+         "and checkpoints the tool reads",
+         s_davis_out("pred"), _file),
+    Case("davis-disk-full", "davis_propagate.py", "the disk fills while label maps are written (file-size "
+         "limit; used to leave 0-byte PNGs)",
+         "error: <pred>/<seq>/00000.png: cannot be written (File too large); nothing was written",
+         s_davis_disk_full, _file, mode="subprocess"),
+    Case("davis-other-checkpoint", "davis_propagate.py", "`--out` holding predictions of another checkpoint",
+         "error: <pred> (--out): holds predictions made otherwise (checkpoint: '<a>.safetensors' there, "
+         "'<b>.safetensors' now; checkpoint_sha256: '<digest>' there, '<digest>' now); give another folder, or "
+         "delete this one to replace them",
+         s_davis_other_checkpoint, _file),
+    Case("davis-eval-unfinished", "davis_eval.py", "predictions of a sequence its run did not finish",
+         "error: <pred>/<seq>: not recorded as complete in <pred>/predictions.json (its run, of <enc>, did not "
+         "finish it; 1 of 1 sequences missing); run davis_propagate for them into this folder",
+         s_davis_eval_unfinished, _file),
     # --- dense (MMDetection)
     Case("coco-category-list", "train.py", "`category_id` given as a list `[1]`",
          "error: <coco>/annotations/instances_train.json: annotations[0] (id <n>): category_id must be an "
@@ -629,6 +927,11 @@ CASES = [
          "size, zero area, or outside the image; first: annotations[0] (id <n>) bbox [10, 10, 0, 5] in a "
          "80x64 image); training would see no object",
          s_coco_edit(_all_boxes_unusable), _file, needs=("mmdet",)),
+    Case("coco-no-annotations", "train.py", "a training file with `\"annotations\": []` (used to stop with "
+         "a traceback on an empty data set)",
+         "error: <coco>/annotations/instances_train.json: holds no annotation (\"annotations\": []); training "
+         "would see no object",
+         s_coco_edit(_no_annotations), _file, needs=("mmdet",)),
     Case("ade-unreadable-label", "train.py", "an ADE20K label map that is not an image (MMSegmentation)",
          "error: <ade>/annotations/training/<name>.png: unreadable label map (cannot identify image file <name>)",
          s_ade_unreadable_label, _file, needs=("mmseg",)),
@@ -655,6 +958,24 @@ CASES = [
     Case("uavdt-out-under-file", "uavdt2coco.py", "`--out` under a regular file",
          "error: <ann>/out (--out): cannot be created: <ann> is a file, not a folder",
          s_uavdt_out_under_file, _file),
+    Case("uavdt-empty-ground-truth", "uavdt2coco.py", "an empty `_gt_whole.txt` (used to convert to a "
+         "sequence without boxes)",
+         "error: <uavdt>/UAV-benchmark-MOTD_v1.0/GT/M0101_gt_whole.txt: holds no box; every sequence of the "
+         "release has boxes, so the file was cut or not copied: copy it again from the release",
+         s_uavdt_gt(lambda text: ""), _file),
+    Case("uavdt-duplicated-line", "uavdt2coco.py", "a ground-truth line written twice (used to double the "
+         "box)",
+         "warning: <uavdt>/UAV-benchmark-MOTD_v1.0/GT/M0101_gt_whole.txt:<n>: 1 duplicated line(s) dropped, "
+         "each box counted once (the first is line 1 repeated: <line>)",
+         s_uavdt_gt(lambda text: text + text.splitlines()[0] + "\n"), _file, status=0),
+    Case("uavdt-out-in-frames", "uavdt2coco.py", "`--out` inside the frames folder it reads",
+         "error: <uavdt>/UAV-benchmark-M/annotations (--out): would write into the input "
+         "<uavdt>/UAV-benchmark-M; choose an output outside the data and checkpoints the tool reads",
+         s_uavdt_out_in_root, _file),
+    Case("uavdt-out-is-root", "uavdt2coco.py", "`--out` equal to the UAVDT folder",
+         "error: <uavdt> (--out): is the UAVDT folder itself; give the COCO files a folder of their own (the "
+         "configs read <uavdt>/annotations)",
+         s_uavdt_out_is_root, _file),
     Case("synthetic-out-under-file", "make_synthetic.py", "`--out` under a regular file",
          "error: <data>/coco (--out): cannot be created: <data> is a file, not a folder",
          s_synthetic_out_under_file, _file),

@@ -89,6 +89,8 @@ def test_bad_input(case, tmp_path, monkeypatch, capsys):
     assert case.names(ctx) in line
     assert checksums(ctx.inputs) == before, "an input file changed"
     assert not list(tmp_path.rglob("*.tmp")), "a temporary file was left behind"
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix == ".png" and not p.stat().st_size], \
+        "an empty PNG was left behind"
 
 
 def test_case_ids_are_unique_and_every_tool_has_a_case():

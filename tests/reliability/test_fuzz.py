@@ -15,8 +15,10 @@ import math
 import random
 import shutil
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from core.errors import ConfigError, FLSLError
 
@@ -271,3 +273,141 @@ def test_random_cfg_options_are_refused_or_train(tmp_path):
         total, _ = trainer.train_step(batch, 0)
         assert torch.isfinite(total) or not math.isfinite(float(cfg.optim.lr)), options
     assert built > 0
+
+
+# ------------------------------------------------------------------------------ option ranges
+VIEW_SIZES = [-1, 0, 1, 7, 8, 16, 17, 32, 48, 64, 65, 96, 100]
+SCALES = [[0.0, 0.4], [0.05, 0.4], [1.0, 0.5], [0.5, 1.0], [0.4, 0.4], [-0.1, 0.5], [0.2, 1.5], [0.3], [1.0, 1.0]]
+
+
+def test_random_view_and_model_ranges_are_refused_or_train(tmp_path):
+    """Sizes, windows, scales, patch size and depth drawn at random: the config check refuses the
+    value with a ConfigError naming the key, or the trainer builds and takes a finite step (a few)."""
+    from mmengine.config import Config
+
+    from pretrain.config_check import apply_pretrain_options, check_config
+    from pretrain.trainer import Trainer
+    from synthetic.images import write_image_folder
+    images = write_image_folder(tmp_path / "img", n_images=4, size=64, seed=1, n_classes=1)
+    draws = {
+        "data.views.global_size": VIEW_SIZES, "data.views.local_size": VIEW_SIZES,
+        "data.views.global_window": [0, 1, 2, 3, 6, 7, 100], "data.views.local_window": [0, 1, 2, 3, 4],
+        "data.views.n_local": [-1, 0, 1, 2], "data.views.teacher_scale": SCALES,
+        "data.views.global_scale": SCALES, "data.views.local_scale": SCALES,
+        "model.arch_kwargs.patch_size": [0, 7, 8, 16], "model.arch_kwargs.depth": [-1, 0, 1],
+    }
+    rng = random.Random(17)
+    built = refused = 0
+    for i in range(150):
+        cfg = Config(json.loads(json.dumps(TINY_PRETRAIN)))
+        cfg.data.root = str(images)
+        cfg.model.arch_kwargs.depth = 1
+        options = {k: rng.choice(draws[k]) for k in rng.sample(sorted(draws), rng.randint(1, 3))}
+        try:
+            apply_pretrain_options(cfg, options)
+            check_config(cfg)
+        except ConfigError as err:
+            refused += 1
+            assert any(k in str(err) or str(err).startswith(k.rsplit(".", 1)[0]) for k in options), (options, err)
+            continue
+        if built >= 4:
+            continue
+        built += 1
+        trainer = Trainer(cfg, tmp_path / f"wd{i}", resume=None)
+        trainer.sampler.set_epoch(0)
+        total, _ = trainer.train_step(next(iter(trainer.loader)), 0)
+        assert torch.isfinite(total), options
+    assert built > 0 and refused > 50
+
+
+# ------------------------------------------------------------------------------ data roots
+def make_root(kind: str, tmp, rng: random.Random):
+    """A data root of one hostile kind (or a usable one); returns its path."""
+    from synthetic.images import write_image_folder
+    path = tmp / f"root_{kind}"
+    if kind == "missing":
+        return path
+    if kind == "file":
+        path.write_bytes(b"\xff\xd8 not a folder")
+        return path
+    path.mkdir()
+    if kind == "non_images":
+        (path / "notes.txt").write_text("x")
+    elif kind in ("user", "nested"):
+        sub = path / "a" / "b" if kind == "nested" else path
+        sub.mkdir(parents=True, exist_ok=True)
+        for i in range(rng.randint(1, 6)):
+            Image.fromarray(np.full((40, 40, 3), 40 * i, np.uint8)).save(sub / f"img_{i:05d}.jpg")
+    elif kind == "other_settings":
+        path.rmdir()
+        write_image_folder(path, n_images=3, size=32, seed=9)
+    return path
+
+
+def test_random_data_roots_are_refused_or_usable(tmp_path):
+    """Missing, file, empty, foreign and generated roots, with and without data.generate and with
+    random batch sizes: a DataError naming data.root, or images to train on; a folder the
+    generator did not make is never written into."""
+    from mmengine.config import ConfigDict
+
+    from pretrain.data import DataError, check_batch, prepare_data_root, scan_images
+    kinds = ["missing", "file", "empty", "non_images", "user", "nested", "other_settings"]
+    rng = random.Random(23)
+    outcomes = set()
+    for i in range(40):
+        kind = rng.choice(kinds)
+        tmp = tmp_path / str(i)
+        tmp.mkdir()
+        root = make_root(kind, tmp, rng)
+        generate = rng.random() < 0.5
+        data = ConfigDict(root=str(root), generate=dict(n_images=4, size=32, seed=0) if generate else None)
+        before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} if root.is_dir() else None
+        try:
+            prepare_data_root(data)
+            files = scan_images(root)
+            check_batch(len(files), root, rng.randint(1, 6), 1)
+        except DataError as err:
+            assert f"{root} (data.root" in str(err), str(err)
+            outcomes.add((kind, generate, "refused"))
+        else:
+            assert files and all(p.is_file() for p in files)
+            outcomes.add((kind, generate, "usable"))
+        if before is not None and (kind != "missing"):
+            assert all(p.read_bytes() == b for p, b in before.items()), f"{kind}: a file changed"
+            if generate and kind != "other_settings":
+                assert not (root / ".flsl-generated").exists(), f"{kind}: generated into a foreign folder"
+    assert {o[2] for o in outcomes} == {"refused", "usable"}   # both outcomes were reached
+
+
+# ------------------------------------------------------------------------------ output locations
+def test_random_output_locations_are_refused_or_writable(tmp_path):
+    """Outputs under a file, on a file, with over-long names, inside an input, or fine: the check
+    refuses with an FLSLError naming the option, or an atomic write there succeeds and reads back."""
+    from core.files import check_output_path, write_text_atomic
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.txt").write_text("input")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    rng = random.Random(29)
+    parts = ["out", "a" * 255, "b" * 256, "é" * 128, "blocker", "data", "x.txt", ".", "..", "deep/er"]
+    ok = refused = 0
+    replaced = set()
+    for i in range(120):
+        rel = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 3)))
+        out = tmp_path / rel
+        folder = rng.random() < 0.5
+        try:
+            check_output_path(out, [data], "--out", folder=folder, need_bytes=rng.choice([0, 1 << 10, 1 << 62]))
+        except FLSLError as err:
+            refused += 1
+            assert str(err).startswith(f"{out} (--out): "), str(err)
+            continue
+        target = out / "result.txt" if folder or out.is_dir() else out   # a plain output may be either
+        write_text_atomic(f"run {i}", target)
+        assert target.read_text() == f"run {i}"
+        ok += 1
+        replaced.add(target.resolve())   # a file output named again is replaced: a re-run
+    assert (data / "x.txt").read_text() == "input"          # the input never
+    assert blocker.read_text() == "a file" or blocker.resolve() in replaced
+    assert ok > 5 and refused > 30

@@ -180,3 +180,76 @@ def test_last_layer_is_frozen_exactly_during_the_first_epoch(tmp_path):
                 assert not unchanged, "prototypes still frozen in epoch 1"
                 return
     raise AssertionError("epoch 1 never started")
+
+
+# ------------------------------------------------------------------------------ trainer defaults
+def _tiny_trainer(tmp_path, edit=None):
+    from mmengine.config import Config
+
+    from pretrain.trainer import Trainer
+    from synthetic.images import write_image_folder
+
+    from .cases import TINY_PRETRAIN
+    cfg = Config(json.loads(json.dumps(TINY_PRETRAIN)))
+    cfg.data.root = str(write_image_folder(tmp_path / "img", n_images=8, size=64, seed=1, n_classes=1))
+    if edit:
+        edit(cfg)
+    return Trainer(cfg, tmp_path / "wd", resume=None)
+
+
+def test_trainer_scales_the_learning_rate_by_the_global_batch_over_256(tmp_path):
+    """Catches: the trainer's ``lr * global_batch / 256`` changed (``/ 512``, or the batch left
+    out): without warm-up the first step runs at exactly optim.lr * 4 / 256 (batch 4, one
+    process), in the schedule and in the optimizer the step used."""
+    def no_warmup(cfg):
+        cfg.optim.warmup_epochs = 0
+    trainer = _tiny_trainer(tmp_path, no_warmup)
+    peak = 5e-4 * 4 / 256  # TINY_PRETRAIN's optim.lr, batch_size_per_gpu 4, world 1
+    assert trainer.lr_sched[0] == pytest.approx(peak, rel=1e-12)
+    trainer.sampler.set_epoch(0)
+    trainer.train_step(next(iter(trainer.loader)), 0)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([peak, peak], rel=1e-12)
+
+
+def test_freeze_last_layer_defaults_to_one_epoch(tmp_path):
+    """Catches: the default of optim.freeze_last_layer changed from 1 (DINO's and the FLSL
+    recipe's): with the key absent, the prototypes do not move in the first iteration while the
+    rest of the head does."""
+    def drop_key(cfg):
+        del cfg.optim["freeze_last_layer"]
+        cfg.optim.warmup_epochs = 0  # a first step with a learning rate above 0
+    trainer = _tiny_trainer(tmp_path, drop_key)
+    assert "freeze_last_layer" not in trainer.cfg.optim
+    head = trainer.student.head
+    last = {k: v.clone() for k, v in head.last_layer.state_dict().items()}
+    mlp = head.mlp[0].weight.detach().clone()
+    trainer.sampler.set_epoch(0)
+    trainer.train_step(next(iter(trainer.loader)), 0)
+    assert all(torch.equal(head.last_layer.state_dict()[k], v) for k, v in last.items())
+    assert not torch.equal(head.mlp[0].weight, mlp)
+
+
+# ------------------------------------------------------------------------------ --cfg-options
+def test_unknown_option_without_a_near_match_is_refused():
+    """Catches: the strict refusal of an unknown ``--cfg-options`` key limited to keys with a
+    "did you mean" suggestion (a key like nothing in the config was only warned about, and added)."""
+    from mmengine.config import Config
+
+    from core.config import apply_options
+    from core.errors import ConfigError
+    cfg = Config(dict(train=dict(epochs=10), model=dict(arch="vit_small_patch16_224")))
+    with pytest.raises(ConfigError, match=r"^zzqx\.wvut: unknown key in --cfg-options$"):
+        apply_options(cfg, {"zzqx.wvut": 3})
+    assert "zzqx" not in cfg
+
+
+# ------------------------------------------------------------------------------ dense backbone
+def test_dense_backbone_default_out_indices_are_3_5_7_11():
+    """Catches: FLSLViT's default out_indices changed from (3, 5, 7, 11) (every config passes them,
+    so only a backbone built without them notices): the pyramid levels are the outputs of those
+    blocks (0-based), and blocks after the last one are frozen."""
+    from benchmarks.dense.backbone import FLSLViT  # MMEngine only, no MMDetection needed
+    backbone = FLSLViT(arch="vit_tiny_patch16_224", encoder_kwargs=dict(img_size=64))
+    assert backbone.out_indices == (3, 5, 7, 11)
+    trainable = [any(p.requires_grad for p in blk.parameters()) for blk in backbone.encoder.blocks]
+    assert trainable == [True] * 12  # block 11 is the last one used: nothing after it to freeze
