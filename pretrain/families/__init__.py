@@ -49,6 +49,7 @@ FAMILIES = {f.name: f for f in (
            CLIP_MEAN, CLIP_STD),
     Family("openclip", "OpenCLIP image tower (GELU)", CLIP_MEAN, CLIP_STD),
     Family("dinov3", "DINOv3 (facebookresearch/dinov3: patch 16, RoPE, 4 storage tokens, LayerScale)"),
+    Family("eva02", "EVA-02 (baaivision/EVA: RoPE, SwiGLU, absolute table, final norm)", CLIP_MEAN, CLIP_STD),
     Family("siglip", "SigLIP image tower (google-research/big_vision: no class token, tanh GELU)",
            SIGLIP_MEAN, SIGLIP_STD),
 )}

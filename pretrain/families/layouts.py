@@ -39,6 +39,7 @@ RUN_RULES = {
     "openclip": (dict(pre_norm=True, norm_eps=1e-5), "timm"),
     "siglip": (dict(act_layer="gelu_tanh"), "corners"),
     "dinov3": (dict(), "timm"),            # no table: RoPE on the patch tokens (timm's Eva)
+    "eva02": (dict(), "size"),             # RoPE plus an absolute table resized as its fine-tuning does
 }
 
 #: top-level key prefixes of tensors that are not part of the encoder, and what they are
@@ -184,9 +185,10 @@ def read(raw, source: str, which: str = "teacher", family: str | None = None,
         not_read = tuple(sorted(k for k in raw if k != "state_dict"))
         if "arch" in raw:
             hint = "timm"      # timm's CheckpointSaver records the model name
-    elif isinstance(raw.get("model"), dict):
-        sub, wrapper = raw["model"], "model"   # MAE, DeiT / DeiT III releases
-        not_read = tuple(sorted(k for k in raw if k != "model"))
+    elif isinstance(raw.get("model"), dict) or isinstance(raw.get("module"), dict):
+        key = "model" if isinstance(raw.get("model"), dict) else "module"   # EVA-02 saves either
+        sub, wrapper = raw[key], "model"   # MAE, DeiT / DeiT III, EVA-02 releases
+        not_read = tuple(sorted(k for k in raw if k != key))
     else:
         sub = raw
     dropped: dict = {}
@@ -222,6 +224,9 @@ def _family_of_bare(state: dict, wrapper: str, source: str) -> str:
     pos = state.get("pos_embed")
     if "storage_tokens" in keys or "rope_embed.periods" in keys:
         return "dinov3"
+    if "rope.freqs_cos" in keys or ("blocks.0.attn.q_bias" in keys and any(
+            k.startswith(("blocks.0.mlp.w12", "blocks.0.mlp.w1.")) for k in keys)):
+        return "eva02"
     if "register_tokens" in keys or ("mask_token" in keys and state["mask_token"].ndim == 2
                                      and any(k.endswith("ls1.gamma") for k in keys)):
         return "dinov2"
@@ -286,6 +291,8 @@ def _convert(state: dict, fam: str, layout: str, source: str, dropped: dict, not
         state = checkpoint_filter_fn(state, _shape_twin(state), adapt_layer_scale=True)
     elif fam == "dinov3":
         return _dinov3(state, source, layout, dropped, not_read)
+    elif fam == "eva02":
+        return _eva02(state, source, layout, dropped, not_read)
     state = _drop_unused(state, dropped)
     if any(k.endswith("ls1.gamma") for k in state):
         kwargs["init_values"] = 1.0   # LayerScale present; the values come from the file
@@ -366,6 +373,65 @@ def _dinov3(state: dict, source: str, layout: str, dropped: dict, not_read: tupl
         kwargs["mlp_ratio"] = _exact_ratio(int(fc1.shape[0]), width)
     spec = EncoderSpec.make(arch, positions="timm", family="dinov3", **kwargs)
     return Read(converted, "dinov3", layout, {}, "timm", dropped, not_read, spec)
+
+
+# ------------------------------------------------------------------------------------- EVA-02
+def eva02_rope_table(grid: int, d_head: int, ref: int = 16, theta: float = 10000.0) -> torch.Tensor:
+    """EVA-02's ``VisionRotaryEmbeddingFast`` cosine table ``[grid * grid, d_head]`` (positions
+    ``arange(grid) / grid * ref``, frequencies per adjacent pair, rows then columns), to check a
+    file's stored buffer against what timm recomputes."""
+    dim = d_head // 2
+    freqs = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64)[: dim // 2] / dim)
+    t = torch.arange(grid, dtype=torch.float64) / grid * ref
+    f = torch.repeat_interleave(t[:, None] * freqs[None], 2, dim=-1)          # [grid, dim]
+    table = torch.cat([f[:, None, :].expand(grid, grid, dim), f[None, :, :].expand(grid, grid, dim)], dim=-1)
+    return table.reshape(grid * grid, d_head).cos()
+
+
+def _eva02(state: dict, source: str, layout: str, dropped: dict, not_read: tuple) -> Read:
+    """EVA-02's MIM layout (``modeling_pretrain.py``) -> timm's ``Eva`` through timm's filter
+    (``w12/w1/w2/w3/ffn_ln`` renamed, unfused ``q_bias`` / ``v_bias`` onto the projections), with
+    the final ``norm`` kept as the final norm (the filter moves it to ``fc_norm`` for fine-tuning;
+    the pretrained network applies it to every token) and the RoPE buffers checked against
+    EVA-02's formula before timm recomputes them."""
+    from types import SimpleNamespace as NS
+
+    from timm.models.eva import checkpoint_filter_fn as eva_filter
+    try:
+        kernel, pos = state["patch_embed.proj.weight"], state["pos_embed"]
+        depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{source}: not an EVA-02 ViT (no patch embedding, table or blocks)") from None
+    width, patch = int(kernel.shape[0]), int(kernel.shape[-1])
+    grid = int(round((pos.shape[1] - 1) ** 0.5))
+    if grid * grid != pos.shape[1] - 1 or "cls_token" not in state:
+        raise CheckpointError(f"{source}: EVA-02 keeps a class token and a 1 + N table; pos_embed has "
+                              f"{pos.shape[1]} entries")
+    heads = width // 64
+    cos = state.get("rope.freqs_cos")
+    if cos is not None and not torch.allclose(cos.double(), eva02_rope_table(grid, width // heads, ref=grid),
+                                              atol=1e-5, rtol=0):
+        raise CheckpointError(f"{source}: rope.freqs_cos is not EVA-02's table for its {grid}x{grid} grid")
+    for k in state:
+        if "rope." in k:
+            dropped[k] = "recomputed (RoPE table)"
+        elif k in ("mask_token",) or k.startswith("lm_head."):
+            dropped[k] = UNUSED_KEYS["mask_token"] if k == "mask_token" else HEAD_PREFIXES["lm_head."]
+    twin = NS(patch_embed=NS(proj=NS(weight=kernel)), pos_embed=pos)
+    converted = eva_filter(dict(state), twin)
+    converted = {("norm." + k[len("fc_norm."):] if k.startswith("fc_norm.") else k): v for k, v in converted.items()}
+    converted = {k: v for k, v in converted.items() if k not in ("mask_token",) and not k.startswith("lm_head.")}
+    fused = "blocks.0.attn.qkv.weight" in state
+    arch = "eva02_small_patch14_224" if fused else "eva02_base_patch14_224"
+    hidden = int(state["blocks.0.mlp.w12.weight"].shape[0]) // 2 if fused else int(state["blocks.0.mlp.w1.weight"].shape[0])
+    kwargs = dict(embed_dim=width, num_heads=heads, depth=depth, mlp_ratio=_exact_ratio(hidden, width),
+                  ref_feat_shape=[grid, grid], img_size=grid * patch, class_token=True)
+    if patch != 14:
+        kwargs["patch_size"] = patch
+    if "blocks.0.gamma_1" in state:
+        kwargs["init_values"] = 1.0
+    spec = EncoderSpec.make(arch, positions="size", family="eva02", **kwargs)
+    return Read(converted, "eva02", layout, {}, "size", dropped, not_read, spec)
 
 
 # ------------------------------------------------------------------------------------- CLIP

@@ -16,6 +16,7 @@ Written from the published code's semantics (docs/families.md names the files re
   token prepended without one, ``gamma_1/gamma_2`` LayerScale; other sizes by the fine-tune resize.
 * :func:`dinov3_forward`: DINOv3's ``DinoVisionTransformer`` with its RoPE (no table), storage
   tokens, masked key bias, LayerScale.
+* :func:`eva02_forward`: EVA-02's ViT with its RoPE, SwiGLU (packed or with sub-LN), q/v biases.
 * :func:`siglip_forward`: big_vision's ``vit.py`` on the flax parameter tree as stored in its
   ``.npz`` (``[D, heads, d_h]`` attention kernels, ``[p, p, 3, D]`` patch kernel, tanh GELU,
   ``encoder_norm``), the table resized by ``scipy.ndimage.zoom(order=1)`` (``resample_posemb``).
@@ -229,4 +230,63 @@ def dinov3_forward(state: dict, images, heads: int, eps: float = 1e-5, dtype=tor
     return outs, final
 
 
-__all__ = ["dinov2_forward", "dinov3_forward", "selfpatch_forward", "mae_forward", "deit3_forward", "siglip_forward"]
+def eva02_forward(state: dict, images, heads: int, eps: float = 1e-6, dtype=torch.float64, pt_grid: int = 16):
+    """EVA-02's ViT (asuka ``modeling_finetune.py`` / ``rope.py``) on its MIM file's tensors:
+    ``[cls | patches]`` + table (resized at load as its fine-tuning does: bicubic, no antialias),
+    RoPE on q and k of the patch tokens only with ``VisionRotaryEmbeddingFast``'s table (positions
+    ``arange(S) / S * pt_grid`` per axis, one frequency per adjacent pair, rows on the first half
+    of each head and columns on the second, pairs rotated), fused ``qkv`` with ``q_bias`` /
+    ``v_bias`` (key bias 0) or separate ``q/k/v_proj``, SwiGLU ``w12 -> silu(x1) * x2 -> w3`` or
+    ``w1, w2 -> ffn_ln -> w3``, optional ``gamma_1/2``, final ``norm``."""
+    s = _cast(state, dtype)
+    x, rows, cols = _embed(s, images, dtype)
+    b, c = x.shape[0], x.shape[-1]
+    pos = s["pos_embed"]
+    pos = torch.cat([pos[:, :1], _load_resize(pos[:, 1:], rows, cols)], dim=1)
+    x = torch.cat([s["cls_token"].expand(b, -1, -1), x], dim=1) + pos
+    d = c // heads
+    dim = d // 2
+    freqs = 1.0 / 10000.0 ** (torch.arange(0, dim, 2, dtype=dtype)[: dim // 2] / dim)
+
+    def axis(n):
+        return torch.repeat_interleave((torch.arange(n, dtype=dtype) / n * pt_grid)[:, None] * freqs, 2, dim=-1)
+    fh, fw = axis(rows), axis(cols)
+    table = torch.cat([fh[:, None, :].expand(rows, cols, dim), fw[None, :, :].expand(rows, cols, dim)], dim=-1)
+    cos, sin = table.reshape(rows * cols, d).cos(), table.reshape(rows * cols, d).sin()
+
+    def rotate(t):
+        pairs = t.reshape(*t.shape[:-1], -1, 2)
+        return torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).reshape(t.shape)
+
+    def rope(t):
+        return torch.cat([t[:, :, :1], t[:, :, 1:] * cos + rotate(t[:, :, 1:]) * sin], dim=2)
+    outs = []
+    for i in range(_depth(s)):
+        p = f"blocks.{i}."
+        y = F.layer_norm(x, (c,), s[p + "norm1.weight"], s[p + "norm1.bias"], eps)
+        if p + "attn.qkv.weight" in s:
+            bias = torch.cat([s[p + "attn.q_bias"], torch.zeros_like(s[p + "attn.v_bias"]), s[p + "attn.v_bias"]])
+            qkv = y @ s[p + "attn.qkv.weight"].T + bias
+        else:
+            qkv = torch.cat([y @ s[p + "attn.q_proj.weight"].T + s[p + "attn.q_bias"], y @ s[p + "attn.k_proj.weight"].T,
+                             y @ s[p + "attn.v_proj.weight"].T + s[p + "attn.v_bias"]], dim=-1)
+        q, k, v = qkv.reshape(b, -1, 3, heads, d).permute(2, 0, 3, 1, 4)
+        q, k = rope(q), rope(k)
+        a = torch.softmax((q * d ** -0.5) @ k.transpose(-2, -1), dim=-1)
+        y = (a @ v).transpose(1, 2).reshape(b, -1, c) @ s[p + "attn.proj.weight"].T + s[p + "attn.proj.bias"]
+        x = x + (y * s[p + "gamma_1"] if p + "gamma_1" in s else y)
+        y = F.layer_norm(x, (c,), s[p + "norm2.weight"], s[p + "norm2.bias"], eps)
+        if p + "mlp.w12.weight" in s:
+            x1, x2 = (y @ s[p + "mlp.w12.weight"].T + s[p + "mlp.w12.bias"]).chunk(2, dim=-1)
+            h = F.silu(x1) * x2
+        else:
+            h = F.silu(y @ s[p + "mlp.w1.weight"].T + s[p + "mlp.w1.bias"]) * (y @ s[p + "mlp.w2.weight"].T + s[p + "mlp.w2.bias"])
+            h = F.layer_norm(h, (h.shape[-1],), s[p + "mlp.ffn_ln.weight"], s[p + "mlp.ffn_ln.bias"], eps)
+        y = h @ s[p + "mlp.w3.weight"].T + s[p + "mlp.w3.bias"]
+        x = x + (y * s[p + "gamma_2"] if p + "gamma_2" in s else y)
+        outs.append(x[:, 1:])
+    final = F.layer_norm(x, (c,), s["norm.weight"], s["norm.bias"], eps)[:, 1:]
+    return outs, final
+
+
+__all__ = ["dinov2_forward", "dinov3_forward", "eva02_forward", "selfpatch_forward", "mae_forward", "deit3_forward", "siglip_forward"]

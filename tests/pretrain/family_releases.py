@@ -93,6 +93,44 @@ def dinov3_hub(folder: Path, seed: int = 0):
     return path, state
 
 
+def eva02_mim(folder: Path, fused: bool = True, seed: int = 0):
+    """EVA-02's MIM checkpoint ``{"model": modeling_pretrain state dict}``: class and mask tokens, a
+    1 + 16x16 table (224 px, patch 14), RoPE buffers ``rope.freqs_cos/sin`` (also under every
+    attention), fused ``qkv`` + ``q_bias`` / ``v_bias`` and packed ``mlp.w12`` / ``w3`` (Ti, S) or
+    ``q/k/v_proj`` + biases and ``mlp.w1, w2, ffn_ln, w3`` (B, L), ``gamma_1/2``, ``norm``,
+    ``lm_head``."""
+    from pretrain.families.layouts import eva02_rope_table
+    g = torch.Generator().manual_seed(seed)
+    c, hidden = WIDTH, int(WIDTH * 4 * 2 / 3)
+    cos = eva02_rope_table(16, c // HEADS).float()
+    state = {"cls_token": _rnd(g, 1, 1, c, std=1.0), "mask_token": _rnd(g, 1, 1, c),
+             "pos_embed": _rnd(g, 1, 1 + 16 * 16, c, std=0.5), **_patch(g, 14),
+             "rope.freqs_cos": cos, "rope.freqs_sin": torch.zeros_like(cos)}
+    for i in range(DEPTH):
+        p = f"blocks.{i}."
+        state.update({p + "norm1.weight": _rnd(g, c, std=0.1, mean=1.0), p + "norm1.bias": _rnd(g, c),
+                      p + "attn.q_bias": _rnd(g, c), p + "attn.v_bias": _rnd(g, c),
+                      p + "attn.proj.weight": _rnd(g, c, c), p + "attn.proj.bias": _rnd(g, c),
+                      p + "attn.rope.freqs_cos": cos.clone(), p + "attn.rope.freqs_sin": torch.zeros_like(cos),
+                      p + "gamma_1": _rnd(g, c, std=0.3, mean=0.5), p + "gamma_2": _rnd(g, c, std=0.3, mean=0.5),
+                      p + "norm2.weight": _rnd(g, c, std=0.1, mean=1.0), p + "norm2.bias": _rnd(g, c),
+                      p + "mlp.w3.weight": _rnd(g, c, hidden), p + "mlp.w3.bias": _rnd(g, c)})
+        if fused:
+            state.update({p + "attn.qkv.weight": _rnd(g, 3 * c, c, std=0.08),
+                          p + "mlp.w12.weight": _rnd(g, 2 * hidden, c), p + "mlp.w12.bias": _rnd(g, 2 * hidden)})
+        else:
+            state.update({p + f"attn.{n}_proj.weight": _rnd(g, c, c, std=0.08) for n in "qkv"})
+            state.update({p + "mlp.w1.weight": _rnd(g, hidden, c), p + "mlp.w1.bias": _rnd(g, hidden),
+                          p + "mlp.w2.weight": _rnd(g, hidden, c), p + "mlp.w2.bias": _rnd(g, hidden),
+                          p + "mlp.ffn_ln.weight": _rnd(g, hidden, std=0.1, mean=1.0),
+                          p + "mlp.ffn_ln.bias": _rnd(g, hidden)})
+    state.update({**_norm(g), "lm_head.weight": _rnd(g, 64, c), "lm_head.bias": torch.zeros(64)})
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "eva02_pt.pt"
+    torch.save({"model": state}, path)
+    return path, state
+
+
 # ------------------------------------------------------------------------------- SelfPatch
 def selfpatch_backbone_state(g, grid: int = 14) -> dict:
     """SelfPatch's ``VisionTransformer`` tensors: no class token, ``[1, N, D]`` table, no norm."""

@@ -94,6 +94,18 @@ def test_dinov3_hub_file_runs_as_dinov3(tmp_path):
                                ref.dinov3_forward(state, images, heads=fr.HEADS)[1]) > 100 * TOL
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_eva02_mim_file_runs_as_eva02(tmp_path, fused):
+    path, state = fr.eva02_mim(tmp_path, fused=fused)
+    loaded = load_encoder_weights(path)
+    assert loaded.family == "eva02" and loaded.spec.rope and loaded.spec.class_token
+    assert "norm.weight" in loaded.state_dict and "lm_head.weight" in loaded.dropped   # final norm kept
+    for size in SIZES14:
+        images = _images(size)
+        ob, of, _ = _ours(path, images)
+        _assert_same((ob, of), ref.eva02_forward(state, images, heads=fr.HEADS), (size[0] // 14, size[1] // 14))
+
+
 # ------------------------------------------------------------------------------------ SelfPatch
 def test_selfpatch_training_file_runs_as_selfpatch(tmp_path, capsys):
     path, backbone, heads = fr.selfpatch_training(tmp_path)
