@@ -91,11 +91,13 @@ def run_probe(protocol: str, dataset: str, data_root: str | os.PathLike, checkpo
     log(f"probe {protocol} on {dataset}: {enc.loaded.spec.arch} ({enc.loaded.describe()}) from {checkpoint}; "
         f"input mean {enc.mean} std {enc.std}")
     module = importlib.import_module(f"benchmarks.probes.{PROTOCOLS[protocol]}")
+    from core import dist
+    lead = dist.rank() == 0                 # under torchrun only rank 0 writes into OUT
     make_dirs(out)
     partial = out / ".pred.partial"
-    if partial.exists():
+    if lead and partial.exists():
         shutil.rmtree(partial)
-    writer = prediction_writer(make_dirs(partial)) if save_predictions else None
+    writer = prediction_writer(make_dirs(partial)) if save_predictions and lead else None
     result = module.run(cfg, enc, root, cache_root, log=log, save_pred=writer)
     if result is None:          # a rank other than 0 under torchrun: its shards are written
         return None
