@@ -253,9 +253,10 @@ class FLSLViT(BaseModule):
         their_tokens = own_grid[0] * own_grid[1] if pos is None else \
             pos.shape[1] - (0 if dict(theirs.kwargs).get("no_embed_class") else int(theirs.class_token))
 
-        def rule(spec):  # what decides the computation, besides the weights and the head split
-            return (spec.class_token, spec.positions,
-                    {k: v for k, v in spec.kwargs if k not in ("num_heads", "img_size", "class_token")})
+        def rule(spec):  # how the network runs; sizes (depth, widths) are left to the strict load,
+            # which lists every missing or mis-shaped tensor
+            sizes = ("num_heads", "img_size", "class_token", "depth", "embed_dim", "mlp_ratio", "patch_size")
+            return spec.class_token, spec.positions, {k: v for k, v in spec.kwargs if k not in sizes}
         if rule(own) != rule(theirs) or their_tokens != own_grid[0] * own_grid[1]:
             raise CheckpointError(
                 f"{path}: runs as {theirs.describe()} with {their_tokens} stored positions; the backbone "

@@ -130,7 +130,7 @@ def test_authors_release_loads_directly_without_its_unused_class_token(tiny16, t
     for k, v in tiny16.state_dict().items():
         torch.testing.assert_close(model.encoder.state_dict()[k], v, rtol=0, atol=0)
     log = "\n".join(mm_log)
-    assert "format flsl-authors: no class token" in log and "cls_token (unused: pos_embed has 16 entries" in log
+    assert "format flsl-authors: flsl family; no class token" in log and "cls_token (unused: pos_embed has 16 entries" in log
 
 
 @pytest.mark.parametrize("kind,positions", [("dino", "dino"), ("ibot", "dino"), ("timm", "timm")])
@@ -139,7 +139,8 @@ def test_class_token_checkpoints_build_their_own_network(kind, positions, tmp_pa
     the family's network is; its outputs are compared with the family's forward in
     tests/benchmarks/test_run_as_trained.py)."""
     release = write_release(kind, tmp_path, grid=5)
-    model = tiny_backbone(16, out_indices=(0, 1, 0, 1), encoder_kwargs=dict(depth=2),
+    family = "dino" if kind == "dino" else None      # a bare DINO backbone is a headless timm ViT too
+    model = tiny_backbone(16, out_indices=(0, 1, 0, 1), encoder_kwargs=dict(depth=2), family=family,
                           init_cfg=dict(type="Pretrained", checkpoint=str(release.path)))
     model.init_weights()
     enc = model.encoder
@@ -150,7 +151,7 @@ def test_class_token_checkpoints_build_their_own_network(kind, positions, tmp_pa
     with torch.no_grad():
         maps = model.eval()(torch.randn(1, 3, 96, 128))
     assert maps[2].shape == (1, 192, 6, 8)            # stride 16: the class token is not in the maps
-    structure = resolve_structure(dict(init_cfg=dict(type="Pretrained", checkpoint=str(release.path))))
+    structure = resolve_structure(dict(family=family, init_cfg=dict(type="Pretrained", checkpoint=str(release.path))))
     assert (structure["class_token"], structure["positions"], structure["encoder_kwargs"]["img_size"]) == \
         (True, positions, 80)
 
@@ -208,12 +209,12 @@ def test_backbone_keeps_the_stored_grid_of_the_checkpoint(tiny16, tiny16_ckpt):
 def test_explicit_structure_needs_no_checkpoint_file(tmp_path):
     """What prepare_train records in the config rebuilds the same encoder without the file."""
     release = write_release("dino", tmp_path, grid=4)
-    cfg = resolve_structure(dict(encoder_kwargs=dict(depth=2),
+    cfg = resolve_structure(dict(encoder_kwargs=dict(depth=2), family="dino",
                                  init_cfg=dict(type="Pretrained", checkpoint=str(release.path))))
     built = tiny_backbone(16, encoder_kwargs=cfg["encoder_kwargs"], class_token=cfg["class_token"],
                           positions=cfg["positions"], out_indices=(0, 1, 0, 1))
     assert built.encoder.pos_embed.shape == (1, 17, 192) and built.encoder.cls_token is not None
-    built.load_pretrained(str(release.path))
+    built.load_pretrained(str(release.path), family=cfg["family"])
     with pytest.raises(ValueError, match="positions"):
         tiny_backbone(16, positions="nearest")
 
