@@ -75,13 +75,22 @@ def test_dist_train_runs_on_cpu_and_loads_the_encoder(trained):
     assert "LR is set based on batch size of 8 and the current batch size is 2" in log
 
 
-def test_dist_test_reports_coco_ap_from_pycocotools(trained, coco, repo_root):
+def test_dist_test_reports_coco_ap_from_pycocotools(trained, coco, repo_root, tiny16_ckpt):
     work, _ = trained
     out = work / "test"
-    proc = run_tool(repo_root, "dist_test.sh", CONFIG, work / "epoch_1.pth", 1, "--work-dir", out,
+    store = work / "results.db"
+    proc = run_tool(repo_root, "dist_test.sh", CONFIG, work / "epoch_1.pth", 1, "--work-dir", out, "--store", store,
                     *options(coco, None, f"test_evaluator.outfile_prefix={out / 'preds'}"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    check_reported_ap(proc, out, coco / "annotations" / "instances_val.json")
+    metrics = check_reported_ap(proc, out, coco / "annotations" / "instances_val.json")
+    # the evaluation is recorded in the results store: the encoder it was trained from, in percent
+    from core.results import Store
+    with Store(store, create=False) as st:
+        (run,) = st.runs()
+    assert (run["kind"], run["benchmark"], run["protocol_default"]) == ("dense", "coco", True)
+    assert list(run["metrics"]["bbox_AP"].values()) == [pytest.approx(100 * metrics["coco/bbox_mAP"])]
+    assert run["checkpoint_path"] == str(tiny16_ckpt) and run["family"] and run["architecture"]
+    assert run["inputs"][str(work / "epoch_1.pth")] and run["source"] == str(out / "test_metrics.json")
 
 
 def test_overfitting_a_few_images(coco, tiny16_ckpt, tmp_path, repo_root):
