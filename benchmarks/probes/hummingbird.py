@@ -174,6 +174,8 @@ def run(cfg, enc, root, cache_root, log=print, save_pred=None) -> dict:
     # memory bank: normalised features and soft labels, bounded by sampling per image
     n_items = n_mem * h.augmentation_epochs
     per_image = max(1, int(h.memory_size) // n_items) if h.memory_size else None
+    if per_image is not None:
+        per_image = min(per_image, (size // patch) ** 2)           # a view has no more patches
     gen = torch.Generator().manual_seed(int(h.sampling_seed))
     feats, labels = [], []
     for start in range(0, n_items, 64):
@@ -184,7 +186,7 @@ def run(cfg, enc, root, cache_root, log=print, save_pred=None) -> dict:
         y[y == 255] = 0                                                             # void -> background
         hist = patch_labels(y, patch, n_classes)
         if per_image is not None:
-            pick = sample_patches(hist, min(per_image, f.shape[1]), gen)
+            pick = sample_patches(hist, per_image, gen)
             f = f.gather(1, pick[..., None].expand(-1, -1, f.shape[2]))
             hist = hist.gather(1, pick[..., None].expand(-1, -1, hist.shape[2]))
         feats.append((f / f.norm(dim=-1, keepdim=True)).flatten(0, 1))             # no epsilon, as the reference
