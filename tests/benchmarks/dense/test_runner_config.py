@@ -53,7 +53,8 @@ def test_config_errors_name_the_file(tmp_path, repo_root):
 def test_prepare_train_and_test(repo_root, tmp_path, tiny16_ckpt):
     ckpt = tmp_path / "enc.safetensors"
     ckpt.write_bytes(tiny16_ckpt.read_bytes())
-    cfg = load_config(repo_root / COCO_CFG, {"model.backbone.init_cfg.checkpoint": str(ckpt)})
+    cfg = load_config(repo_root / COCO_CFG, {"model.backbone.init_cfg.checkpoint": str(ckpt),
+                                             "model.backbone.arch": None})   # a tiny encoder: arch from the file
     launcher = "pytorch" if torch.cuda.is_available() else "none"
     prepare_train(cfg, COCO_CFG, None, launcher, amp=True, resume="auto", check_data=False)
     assert cfg.work_dir.endswith("work_dirs/mask_rcnn_flsl_vits16") and cfg.resume and cfg.load_from is None
@@ -146,7 +147,8 @@ def test_train_records_and_test_rebuilds_the_backbone_structure(repo_root, tmp_p
     pretrained file into the config; prepare_test takes them from the trained checkpoint's saved
     config, without the pretrained file."""
     release = write_release("timm", tmp_path / "timm", grid=5)
-    cfg = load_config(repo_root / UAVDT_CFG, {"model.backbone.init_cfg.checkpoint": str(release.path)})
+    cfg = load_config(repo_root / UAVDT_CFG, {"model.backbone.init_cfg.checkpoint": str(release.path),
+                                              "model.backbone.arch": None})
     prepare_train(cfg, UAVDT_CFG, str(tmp_path / "w"), check_data=False)
     bb = cfg.model.backbone
     assert (bb.class_token, bb.positions, bb.encoder_kwargs["img_size"]) == (True, "timm", 80)
