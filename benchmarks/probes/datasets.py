@@ -75,6 +75,19 @@ def read_label(path: str | Path) -> np.ndarray:
         raise ProbeDataError(f"{path}: cannot read label map ({err})") from None
 
 
+def check_label(path, label: np.ndarray, n_classes: int, ignore: int = 255, image_shape=None) -> np.ndarray:
+    """``label`` unchanged when every value is a class ``0..n_classes-1`` or ``ignore`` and its size
+    is the image's; else a :class:`ProbeDataError` naming the file."""
+    if image_shape is not None and tuple(label.shape) != tuple(image_shape[:2]):
+        raise ProbeDataError(f"{path}: label map is {label.shape[1]}x{label.shape[0]}, its image "
+                             f"{image_shape[1]}x{image_shape[0]}")
+    bad = (label >= n_classes) & (label != ignore)
+    if bad.any():
+        raise ProbeDataError(f"{path}: label value {int(label[bad].max())} outside 0..{n_classes - 1} "
+                             f"and not the ignore value {ignore}")
+    return label
+
+
 def read_depth(path: str | Path) -> np.ndarray:
     """``[H, W]`` float32 metres from a 16-bit PNG in millimetres (0 = no measurement)."""
     try:
@@ -232,5 +245,5 @@ def spair_pairs(root: str | Path, split: str = "test") -> list[dict]:
 
 
 __all__ = ["ProbeDataError", "VOC_CLASSES", "CITYSCAPES_CLASSES", "CITYSCAPES_TRAIN_IDS", "SPAIR_CATEGORIES",
-           "read_rgb", "read_label", "read_depth", "voc_split", "ade_split", "cityscapes_split", "convert_cityscapes",
+           "read_rgb", "read_label", "check_label", "read_depth", "voc_split", "ade_split", "cityscapes_split", "convert_cityscapes",
            "convert_voc_aug", "nyu_split", "spair_pairs"]

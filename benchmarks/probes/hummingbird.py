@@ -148,12 +148,16 @@ def run(cfg, enc, root, cache_root, log=print, save_pred=None) -> dict:
         e, i = divmod(k, n_mem)
         s = memory_samples[i]
         rng = np.random.default_rng([int(h.data_seed), e, i])
-        x, y = T.hbird_memory_view(rng, ds.read_rgb(s["image"]), ds.read_label(s["label"]), size, mean, std)
+        img = ds.read_rgb(s["image"])
+        label = ds.check_label(s["label"], ds.read_label(s["label"]), n_classes, 255, img.shape)
+        x, y = T.hbird_memory_view(rng, img, label, size, mean, std)
         return x, {"label": y.numpy().astype(np.uint8)}
 
     def render_query(k):
         s = queries[k]
-        x, y = T.hbird_query_view(ds.read_rgb(s["image"]), ds.read_label(s["label"]), size, mean, std)
+        img = ds.read_rgb(s["image"])
+        label = ds.check_label(s["label"], ds.read_label(s["label"]), n_classes, ignore, img.shape)
+        x, y = T.hbird_query_view(img, label, size, mean, std)
         return x, {"label": y.numpy().astype(np.uint8)}
 
     c = cfg.cache

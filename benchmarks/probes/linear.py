@@ -189,9 +189,7 @@ def run(cfg, enc, root: Path, cache_root: Path, log=print, save_pred=None) -> di
         v, i = divmod(k, len(train))
         rng = np.random.default_rng([int(tr.data_seed), v, i])
         img, label = ds.read_rgb(train[i]["image"]), load_label(cfg, train[i]["label"])
-        if img.shape[:2] != label.shape:
-            raise ds.ProbeDataError(f"{train[i]['label']}: {label.shape[1]}x{label.shape[0]}, its image is "
-                                    f"{img.shape[1]}x{img.shape[0]}")
+        ds.check_label(train[i]["label"], label, n_classes, image_shape=img.shape)
         x, y = T.seg_train_view(rng, img, label, tr.short_side, tr.ratio_range, crop, enc.mean, enc.std,
                                 tr.cat_max_ratio)
         return x, {"label": y}
@@ -233,7 +231,7 @@ def run(cfg, enc, root: Path, cache_root: Path, log=print, save_pred=None) -> di
         conf = torch.zeros(n_classes, n_classes, dtype=torch.int64)
         for i, s in enumerate(val):
             sl = slice(starts[i], starts[i + 1])
-            label = load_label(cfg, s["label"])
+            label = ds.check_label(s["label"], load_label(cfg, s["label"]), n_classes, image_shape=image_size(s["image"]))
             feats = torch.from_numpy(test_store.take("feat", range(sl.start, sl.stop))).to(enc.device)
             pred = predict(head, feats, items[sl], label.shape, cfg, n_classes).cpu()
             conf += confusion(torch.from_numpy(label), pred, n_classes)

@@ -117,6 +117,17 @@ def test_bad_inputs_are_one_line_errors(probe_tool, probe_data, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nyu_train.txt: not found" in err and err.count("\n") == 1
     assert not (tmp_path / "y" / "probe_results.json").exists()
+    # a label value that is no class of the data set, in a copy of the VOC stand-in
+    import shutil
+    voc = tmp_path / "voc"
+    shutil.copytree(probe_data["voc2012"], voc)
+    bad = voc / "SegmentationClass" / "2008_000000.png"
+    labels = np.array(Image.open(bad))
+    labels[0, 0] = 40
+    Image.fromarray(labels).save(bad)
+    assert probe_tool(["--protocol", "hummingbird", "--dataset", "voc2012", "--data-root", voc, "--checkpoint",
+                       probe_data["ckpt"], "--out", tmp_path / "z", "--cfg-options", "hbird.input_size=32"]) == 2
+    assert "2008_000000.png: label value 40 outside 0..20 and not the ignore value 255" in capsys.readouterr().err
 
 
 def _rank(rank: int, world: int, init: str, root: str):
