@@ -53,7 +53,6 @@ def main(argv=None) -> int:
     p.add_argument("--parts", default="123", help="which comparisons to run (default all three)")
     args = p.parse_args(argv)
     from benchmarks.features import layer_features
-    from benchmarks.probes import hummingbird as H
     from benchmarks.probes import linear as L
     from benchmarks.probes import transforms as T
     from benchmarks.probes.datasets import read_rgb

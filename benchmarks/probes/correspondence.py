@@ -73,7 +73,6 @@ def probe3d_errors(src_feat: torch.Tensor, trg_feat: torch.Tensor, src_kp: np.nd
 
 
 def run(cfg, enc, root, cache_root, log=print, save_pred=None) -> dict:
-    from benchmarks.probes import transforms as T
     from benchmarks.probes.cache import data_digest
     from benchmarks.probes.extract import extract, resolve_layers
     c = cfg.corr
