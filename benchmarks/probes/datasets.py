@@ -108,9 +108,11 @@ def _pairs(samples: list[dict], keys=("image", "label")) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- segmentation sets
-def voc_split(root: str | Path, split: str) -> list[dict]:
+def voc_split(root: str | Path, split: str, prefer_aug: bool = False) -> list[dict]:
     """VOC 2012 samples of ``split``: ``trainaug`` (VOC ``train.txt`` with ``SegmentationClass`` plus
-    ``aug.txt`` with ``SegmentationClassAug``, as MMSegmentation's aug config), ``train`` or ``val``."""
+    ``aug.txt`` with ``SegmentationClassAug``, as MMSegmentation's aug config), ``train`` or ``val``.
+    ``prefer_aug`` reads ``SegmentationClassAug`` for any image that has one there (the
+    Hummingbird reference's memory labels)."""
     root = Path(root)
     sets = root / "ImageSets" / "Segmentation"
     parts = [("train", "SegmentationClass"), ("aug", "SegmentationClassAug")] if split == "trainaug" \
@@ -119,7 +121,10 @@ def voc_split(root: str | Path, split: str) -> list[dict]:
     for name, folder in parts:
         for i in _lines(sets / f"{name}.txt", f"VOC {name} list; run `python tools/probe.py --convert voc-aug` for aug.txt"
                         if name == "aug" else f"VOC {name} list"):
-            out.append({"id": i, "image": root / "JPEGImages" / f"{i}.jpg", "label": root / folder / f"{i}.png"})
+            label = root / folder / f"{i}.png"
+            if prefer_aug and (root / "SegmentationClassAug" / f"{i}.png").is_file():
+                label = root / "SegmentationClassAug" / f"{i}.png"
+            out.append({"id": i, "image": root / "JPEGImages" / f"{i}.jpg", "label": label})
     if not out:
         raise ProbeDataError(f"{sets}: the {split} list is empty")
     return _pairs(out)

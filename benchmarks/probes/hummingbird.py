@@ -99,7 +99,7 @@ def sample_patches(hist: torch.Tensor, k: int, generator: torch.Generator) -> to
 def _splits(cfg, root):
     name = cfg.dataset.name
     if name == "voc2012":
-        return ds.voc_split(root, cfg.dataset.memory_split), ds.voc_split(root, cfg.dataset.query_split)
+        return ds.voc_split(root, cfg.dataset.memory_split, prefer_aug=True), ds.voc_split(root, cfg.dataset.query_split)
     if name == "ade20k":
         return ds.ade_split(root, cfg.dataset.memory_split), ds.ade_split(root, cfg.dataset.query_split)
     raise ds.ProbeDataError(f"dataset.name={name!r}: the Hummingbird probe reads voc2012 or ade20k")
