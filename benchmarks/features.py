@@ -75,24 +75,24 @@ def layer_features(model: torch.nn.Module, images: torch.Tensor, indices, norm: 
     ``get_intermediate_layers(norm=True)``); ``class_token`` also returns the class token of each
     selected block (an error for an encoder without one). Register tokens are dropped.
     """
-    from pretrain.encoder import patch_size
+    from pretrain.encoder import block_outputs, patch_size
     x = centre_pad(images, patch_size(model))
     h, w = x.shape[-2] // patch_size(model), x.shape[-1] // patch_size(model)
     if class_token and getattr(model, "cls_token", None) is None:
         raise FLSLError("the encoder has no class token, which this protocol reads")
-    t = model.patch_embed(x)
-    t = model._pos_embed(t)
-    t = model.patch_drop(t)
-    t = model.norm_pre(t)
-    wanted = sorted(set(int(i) for i in indices))
-    prefix = model.num_prefix_tokens
+    # the family's own forward (positions, RoPE, finiteness checks) runs in block_outputs; hooks
+    # keep each selected block's whole sequence, class and register tokens included
     outs = {}
-    for i, blk in enumerate(model.blocks):
-        t = blk(t)
-        if i in wanted:
-            outs[i] = model.norm(t) if norm else t
-        if i >= wanted[-1]:
-            break
+    hooks = [model.blocks[i].register_forward_hook(lambda _m, _in, out, i=i: outs.__setitem__(i, out))
+             for i in sorted(set(int(i) for i in indices))]
+    try:
+        block_outputs(model, x, [max(int(i) for i in indices)])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    prefix = model.num_prefix_tokens
+    if norm:
+        outs = {i: model.norm(t) for i, t in outs.items()}
     chosen = [outs[int(i)] for i in indices]
     patch = torch.stack([o[:, prefix:] for o in chosen], 1)              # [B, L, h*w, C]
     patch = patch.transpose(2, 3).reshape(*patch.shape[:2], patch.shape[-1], h, w)

@@ -250,3 +250,24 @@ def test_slide_windows_follow_mmseg_slide_inference():
         cover[y1:y2, x1:x2] += 1
     assert cover.min() >= 1 and len(boxes) == 3 * 4
     assert T.rescale_size(480, 640, 99999999, 512) == (512, 683)
+
+
+def test_layer_features_are_the_encoders_own_outputs():
+    """Patch maps equal the encoder's block outputs (and, with the final norm, its forward
+    features); the class token is the forward's first token; input padded to whole patches."""
+    from benchmarks.features import layer_features
+    from pretrain.encoder import block_outputs, build_encoder
+    torch.manual_seed(0)
+    model = build_encoder("vit_tiny_patch16_224", depth=3, img_size=64, class_token=True).eval()
+    x = torch.randn(2, 3, 40, 56)
+    patch, cls = layer_features(model, x, [0, 2], norm=False, class_token=True)
+    padded = F.pad(x, (4, 4, 4, 4))                          # 40 -> 48, 56 -> 64: 4 before, 4 after
+    ref = block_outputs(model, padded, [0, 2])
+    assert patch.shape == (2, 2, 192, 3, 4)
+    torch.testing.assert_close(patch[:, 1].flatten(2).transpose(1, 2), ref[1])
+    torch.testing.assert_close(patch[:, 0].flatten(2).transpose(1, 2), ref[0])
+    normed, cls_n = layer_features(model, x, [2], norm=True, class_token=True)
+    full = model.forward_features(padded)
+    torch.testing.assert_close(normed[:, 0].flatten(2).transpose(1, 2), full[:, 1:])
+    torch.testing.assert_close(cls_n[:, 0], full[:, 0])
+    assert not torch.allclose(cls[:, 1], cls_n[:, 0])        # raw vs normalised class token
