@@ -11,6 +11,8 @@
   ``<scene>/rgb_%05d.jpg`` + ``sync_depth_%05d.png`` (uint16 mm, 0 = missing), test frames as
   BTS's extraction writes them (``<sceneType>/rgb_%05d.jpg`` black outside rows 7..473 and
   columns 7..631), and ``nyu_train.txt`` / ``nyu_test.txt`` (train paths with a leading ``/``).
+- :func:`write_nyu_labeled`: the labelled release's ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3)
+  and ``splits.mat``, the input of ``tools/probe.py --convert nyu-test``.
 - :func:`write_spair`: ``SPair-71k/`` with JPEGImages, ImageAnnotation, PairAnnotation/test
   (``<id>-<src>-<trg>:<category>.json``) and Layout/large/test.txt; a pair shows the same textured
   object at two positions / scales, keypoints at corresponding object points.
@@ -164,6 +166,38 @@ def write_nyu(root: str | Path, n_train: int = 4, n_test: int = 2, seed: int = 0
     return root
 
 
+def write_nyu_labeled(folder: str | Path, n_frames: int = 4, test=(2, 4), seed: int = 0) -> tuple[Path, Path]:
+    """NYU's labelled release in miniature: ``nyu_depth_v2_labeled.mat`` as MATLAB v7.3 stores it
+    (HDF5; ``images`` ``[N, 3, 640, 480]`` uint8 and ``rawDepths`` ``[N, 640, 480]`` metres, both
+    transposed; ``sceneTypes`` references to uint16 character arrays) and ``splits.mat``
+    (``trainNdxs`` / ``testNdxs``, 1-based column vectors). Returns both paths."""
+    import h5py
+    from scipy.io import savemat
+    folder = Path(folder)
+    stamp = f"nyu-labeled {n_frames} {list(test)} {seed}"
+    mat, splits = folder / "nyu_depth_v2_labeled.mat", folder / "splits.mat"
+    if claim(folder, stamp):
+        return mat, splits
+    rng = np.random.default_rng(seed)
+    frames = [_depth_scene(rng) for _ in range(n_frames)]
+    scenes = ["bathroom" if i % 2 else "kitchen" for i in range(n_frames)]
+    with h5py.File(mat, "w") as f:
+        f["images"] = np.stack([img.T for img, _ in frames])                  # [N, 3, 640, 480]
+        depth = np.stack([d.T for _, d in frames])
+        depth[:, :8, :8] = 0                                                  # a missing patch
+        f["rawDepths"] = depth
+        refs = f.create_group("#refs#")
+        names = []
+        for i, name in enumerate(scenes):
+            refs[f"s{i}"] = np.array([ord(c) for c in name], np.uint16)[:, None]
+            names.append(refs[f"s{i}"].ref)
+        f.create_dataset("sceneTypes", data=np.array([names], dtype=h5py.ref_dtype))
+    train = [i for i in range(1, n_frames + 1) if i not in test]
+    savemat(str(splits), {"trainNdxs": np.array(train, np.float64)[:, None], "testNdxs": np.array(test, np.float64)[:, None]})
+    finish(folder, stamp)
+    return mat, splits
+
+
 def _object_view(rng, tex: np.ndarray, kind: str, h: int, w: int, cy: float, cx: float, r: float):
     """Background texture with the object (texture ``tex`` mapped by scale) centred at (cy, cx)."""
     img = texture(rng, h, w)
@@ -232,4 +266,4 @@ def write_spair(root: str | Path, n_pairs_per_category: int = 2, categories=("ca
     return root
 
 
-__all__ = ["write_voc", "write_cityscapes", "write_nyu", "write_spair", "CITY_IDS"]
+__all__ = ["write_voc", "write_cityscapes", "write_nyu", "write_nyu_labeled", "write_spair", "CITY_IDS"]

@@ -6,6 +6,7 @@
                           [--device cpu|cuda]
     python tools/probe.py --convert voc-aug --data-root VOC2012 --sbd-root SBD/dataset
     python tools/probe.py --convert cityscapes --data-root CITYSCAPES
+    python tools/probe.py --convert nyu-test --data-root NYU --mat nyu_depth_v2_labeled.mat --splits splits.mat
 
 PROTOCOL / NAME (one config each under configs/probes/): linear and linear_ms on ade20k, voc2012,
 cityscapes; hummingbird on voc2012, ade20k; depth_lin1 and depth_lin4 on nyu; correspondence on
@@ -31,13 +32,17 @@ def parse_args(argv=None):
     p.add_argument("--protocol", help="linear, linear_ms, hummingbird, depth_lin1, depth_lin4, correspondence")
     p.add_argument("--dataset", help="ade20k, voc2012, cityscapes, nyu, spair")
     p.add_argument("--save-predictions", action="store_true", help="write OUT/pred/<image id>.png")
-    p.add_argument("--convert", choices=("voc-aug", "cityscapes"),
+    p.add_argument("--convert", choices=("voc-aug", "cityscapes", "nyu-test"),
                    help="prepare a release layout instead of probing (see the usage above)")
     p.add_argument("--sbd-root", metavar="DIR", help="SBD's dataset/ folder (cls/*.mat, train.txt, val.txt)")
+    p.add_argument("--mat", metavar="FILE", help="nyu_depth_v2_labeled.mat (--convert nyu-test)")
+    p.add_argument("--splits", metavar="FILE", help="NYU's splits.mat (--convert nyu-test)")
     args = p.parse_args(argv)
     if args.convert:
         if args.convert == "voc-aug" and not args.sbd_root:
             p.error("--convert voc-aug needs --sbd-root")
+        if args.convert == "nyu-test" and not (args.mat and args.splits):
+            p.error("--convert nyu-test needs --mat and --splits")
     else:
         missing = [f"--{k.replace('_', '-')}" for k in ("protocol", "dataset", "checkpoint", "out") if not getattr(args, k)]
         if missing:
@@ -53,6 +58,10 @@ def main(argv=None) -> int:
         from benchmarks.probes.datasets import convert_voc_aug
         n = convert_voc_aug(args.data_root, args.sbd_root)
         print(f"wrote {n} SegmentationClassAug maps and ImageSets/Segmentation/{{trainaug,aug}}.txt")
+        return 0
+    if args.convert == "nyu-test":
+        from benchmarks.probes.datasets import convert_nyu_test
+        print(f"wrote {convert_nyu_test(args.data_root, args.mat, args.splits)} NYU test frames")
         return 0
     if args.convert == "cityscapes":
         from benchmarks.probes.datasets import convert_cityscapes

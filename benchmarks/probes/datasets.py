@@ -222,6 +222,53 @@ def nyu_split(root: str | Path, split: str) -> list[dict]:
     return _pairs(out, ("image", "depth"))
 
 
+def convert_nyu_test(root: str | Path, labeled_mat: str | Path, splits_mat: str | Path) -> int:
+    """BTS's extraction of the official test frames (``utils/extract_official_train_test_set_from_mat.py``)
+    into the depth toolbox's folder: for every frame listed in ``splits.mat`` ``testNdxs`` (1-based)
+    of ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3), ``root/<sceneType>/rgb_%05d.jpg`` (0-based frame
+    index; black outside rows 7..473 and columns 7..631, as BTS writes it) and
+    ``sync_depth_%05d.png`` (``rawDepths`` x 1000 as uint16 millimetres, 0 = missing), and
+    ``root/nyu_test.txt`` when absent. Existing frames are kept; returns the frames written."""
+    import h5py
+    from scipy.io import loadmat
+    root, labeled_mat = Path(root), Path(labeled_mat)
+    try:
+        test = sorted(int(v) for v in np.asarray(loadmat(str(splits_mat))["testNdxs"]).ravel())
+    except (OSError, ValueError, KeyError) as err:
+        raise ProbeDataError(f"{splits_mat}: not NYU's splits.mat with testNdxs ({err})") from None
+    try:
+        f = h5py.File(labeled_mat, "r")
+    except OSError as err:
+        raise ProbeDataError(f"{labeled_mat}: not a MATLAB v7.3 (HDF5) file ({err})") from None
+    lines, written = [], 0
+    with f:
+        for key in ("images", "rawDepths", "sceneTypes"):
+            if key not in f:
+                raise ProbeDataError(f"{labeled_mat}: no {key!r} array (expected nyu_depth_v2_labeled.mat)")
+        images, depths = f["images"], f["rawDepths"]
+        scenes = ["".join(chr(int(c)) for c in np.asarray(f[ref]).ravel()) for ref in f["sceneTypes"][0]]
+        for idx in test:
+            i = idx - 1
+            if not 0 <= i < len(scenes):
+                raise ProbeDataError(f"{splits_mat}: test index {idx} outside the {len(scenes)} labelled frames")
+            folder = make_dirs(root / scenes[i])
+            rgb, dep = folder / f"rgb_{i:05d}.jpg", folder / f"sync_depth_{i:05d}.png"
+            lines.append(f"{scenes[i]}/{rgb.name} {scenes[i]}/{dep.name} 518.8579")
+            if rgb.exists() and dep.exists():
+                continue
+            image = np.asarray(images[i]).T                                      # [480, 640, 3] RGB
+            framed = np.zeros_like(image)
+            framed[7:474, 7:632] = image[7:474, 7:632]
+            with atomic_path(rgb) as tmp:
+                Image.fromarray(framed).save(tmp, format="JPEG", quality=95)
+            with atomic_path(dep) as tmp:
+                Image.fromarray((np.asarray(depths[i]).T * 1000.0).astype(np.uint16)).save(tmp, format="PNG")
+            written += 1
+    if not (root / "nyu_test.txt").exists():
+        write_text_atomic("".join(f"{ln}\n" for ln in lines), root / "nyu_test.txt")
+    return written
+
+
 # ----------------------------------------------------------------------------- correspondence
 def spair_pairs(root: str | Path, split: str = "test") -> list[dict]:
     """SPair-71k pair annotations of ``split`` (sorted by file name), checked for the fields the
@@ -251,4 +298,4 @@ def spair_pairs(root: str | Path, split: str = "test") -> list[dict]:
 
 __all__ = ["ProbeDataError", "VOC_CLASSES", "CITYSCAPES_CLASSES", "CITYSCAPES_TRAIN_IDS", "SPAIR_CATEGORIES",
            "read_rgb", "read_label", "check_label", "read_depth", "voc_split", "ade_split", "cityscapes_split", "convert_cityscapes",
-           "convert_voc_aug", "nyu_split", "spair_pairs"]
+           "convert_voc_aug", "convert_nyu_test", "nyu_split", "spair_pairs"]

@@ -155,3 +155,26 @@ def test_two_gloo_ranks_each_write_their_shards(tmp_path):
     np.testing.assert_array_equal(store.load_all("value")[:, 0], np.arange(10) * 2)
     np.testing.assert_array_equal(store.load_all("rank"), [(i // 3) % 2 for i in range(10)])
     np.testing.assert_array_equal(store.take("value", [9, 0, 4, 4])[:, 0], [18, 0, 8, 8])
+
+
+def test_nyu_test_frames_converted_as_bts_extracts_them(probe_tool, tmp_path):
+    import h5py
+
+    from synthetic.probes import write_nyu_labeled
+    mat, splits = write_nyu_labeled(tmp_path / "release", n_frames=4, test=(2, 4))
+    root = tmp_path / "nyu"
+    root.mkdir()
+    assert probe_tool(["--convert", "nyu-test", "--data-root", root, "--mat", mat, "--splits", splits]) == 0
+    lines = (root / "nyu_test.txt").read_text().splitlines()
+    assert lines == ["bathroom/rgb_00001.jpg bathroom/sync_depth_00001.png 518.8579",
+                     "bathroom/rgb_00003.jpg bathroom/sync_depth_00003.png 518.8579"]
+    with h5py.File(mat, "r") as f:
+        image, depth = np.asarray(f["images"][3]).T, np.asarray(f["rawDepths"][3]).T
+        other = np.asarray(f["images"][1]).T
+    rgb = np.asarray(Image.open(root / "bathroom" / "rgb_00003.jpg")).astype(int)
+    assert rgb.shape == (480, 640, 3) and rgb[:5].max() < 20 and rgb[:, 635:].max() < 20   # BTS's black frame
+    err = np.abs(rgb[20:460, 20:620] - image[20:460, 20:620]).mean()                        # a JPEG of the frame
+    assert err < 12 and err < np.abs(rgb[20:460, 20:620] - other[20:460, 20:620]).mean() / 3
+    mm = np.asarray(Image.open(root / "bathroom" / "sync_depth_00003.png"))
+    assert mm.dtype == np.uint16 and np.array_equal(mm, (depth * 1000.0).astype(np.uint16)) and mm[0, 0] == 0
+    assert not (root / "kitchen").exists()                                                  # train frames not written
