@@ -198,7 +198,7 @@ def run(cfg, enc, root, cache_root, log=print, save_pred=None) -> dict:
     memory, mem_labels = torch.cat(feats), torch.cat(labels)
     log(f"hummingbird memory: {memory.shape[0]} patches of {n_mem} images x {h.augmentation_epochs} views "
         f"({'all patches' if per_image is None else f'{per_image} per view'}); {len(queries)} queries at {size}px")
-    memory = memory.to(enc.device)
+    memory, mem_labels = memory.to(enc.device), mem_labels.to(enc.device)
     conf = torch.zeros(n_classes, n_classes, dtype=torch.int64)
     preds = []
     for start in range(0, len(queries), 16):
@@ -211,7 +211,7 @@ def run(cfg, enc, root, cache_root, log=print, save_pred=None) -> dict:
         else:
             _, nn = exact_search(q, memory, h.k, int(h.chunk_bytes))
         nn = nn.to(memory.device)
-        dist_ = transfer(q, memory[nn], mem_labels.to(memory.device)[nn], h.temperature)
+        dist_ = transfer(q, memory[nn], mem_labels[nn], h.temperature)
         dist_ = dist_.reshape(len(idx), s, s, -1).permute(0, 3, 1, 2)
         pred = F.interpolate(dist_, size=(size, size), mode="bilinear", align_corners=False).argmax(1).cpu()
         truth = torch.from_numpy(q_store.take("label", idx)).long()
