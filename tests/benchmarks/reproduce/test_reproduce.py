@@ -179,13 +179,17 @@ def test_dry_run_with_checkpoint_skips_pretraining_and_marks_finished_steps(tmp_
     final = Path(train[0][train[0].index("--work-dir") + 1]) / "epoch_12.pth"
     final.parent.mkdir(parents=True)
     final.write_bytes(b"")
-    args = ("uavdt", "--dry-run", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt)
+    data = tmp_path / "d"                  # the annotation files the steps read (their digests are recorded)
+    for name in ("uavdt_train.json", "uavdt_test.json"):
+        (data / "uavdt" / "annotations").mkdir(parents=True, exist_ok=True)
+        (data / "uavdt" / "annotations" / name).write_text("{}")
+    args = ("uavdt", "--dry-run", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt, "--data-root", data)
     proc = reproduce(*args)
     assert "#   stale result, to redo: no provenance record" in proc.stdout
     assert any(c[0] == "tools/dist_train.sh" and str(final) .startswith(c[c.index("--work-dir") + 1])
                for c in _commands(proc.stdout))
     # a step whose record matches (what core.steps.run_steps writes after a success) is done
-    step = _plan_step(work, ckpt, "uavdt/flsl_vits16: fine-tuning")
+    step = _plan_step(work, ckpt, "uavdt/flsl_vits16: fine-tuning", data)
     step.record()
     proc = reproduce(*args)
     assert "# [2/5] done: uavdt/flsl_vits16" in proc.stdout
@@ -197,15 +201,20 @@ def test_dry_run_with_checkpoint_skips_pretraining_and_marks_finished_steps(tmp_
     proc = reproduce(*args)
     assert f"#   stale result, to redo: input {ckpt} changed" in proc.stdout
     # --collect-only tabulates what it finds but names the stale result
-    proc = reproduce("uavdt", "--collect-only", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt)
+    proc = reproduce("uavdt", "--collect-only", "--work-root", work, "--gpus", 1, "--checkpoint", ckpt,
+                     "--data-root", data)
     assert proc.returncode == 0, proc.stderr
     assert f"warning: {final}: stale result (input {ckpt} changed" in proc.stderr
+    # an edited annotation file makes the finished row stale too
+    (data / "uavdt" / "annotations" / "uavdt_train.json").write_text('{"images": []}')
+    proc = reproduce(*args)
+    assert "uavdt_train.json changed" in proc.stdout
 
 
-def _plan_step(work: Path, ckpt: Path, label_start: str):
+def _plan_step(work: Path, ckpt: Path, label_start: str, data: Path | None = None):
     from benchmarks.reproduce.plan import Options, checkpoint_overrides, data_roots, plan
     from core.steps import repo_relative
-    opts = Options(work_root=repo_relative(work), gpus=1, data_roots=data_roots(None),
+    opts = Options(work_root=repo_relative(work), gpus=1, data_roots=data_roots(data),
                    checkpoints=checkpoint_overrides(str(ckpt)))
     return next(s for s in plan(table("uavdt"), opts) if s.label.startswith(label_start))
 
@@ -419,22 +428,25 @@ def test_epoch_options_edit_schedulers_by_type_not_position(tmp_path):
 
 
 def test_the_demo_builds_its_commands_with_the_plans_builders():
-    """One place spells the fine-tuning, evaluation and DAVIS commands: the demo's are the
+    """One place spells the fine-tuning, evaluation and DAVIS commands: the demo's steps are the
     builders' output, and its options set what they mean to in the config the tools load."""
     from benchmarks.demo import run as demo
     from benchmarks.reproduce.plan import davis_argv, dense_test_argv, dense_train_argv, epoch_options
-    roots = {"coco": ROOT / "x" / "coco", "davis": ROOT / "x" / "davis"}
-    cmds = demo.commands(ROOT / "w", "flsl", ROOT / "w" / "b.safetensors", roots, demo.DEFAULT, "py", seed=2)
+    d = demo.Demo(ROOT / "w", demo.DEFAULT, "py", threads=1)
+    coco = {s.label: s.argv for s in d.mask_rcnn_steps() if s.lane == "flsl"}
+    cmds = {"train": coco["flsl: Mask R-CNN fine-tuning, seed 2"], "test": coco["flsl: COCO evaluation, seed 2"],
+            "davis": next(s.argv for s in d.davis_steps() if s.lane == "flsl")}
     epochs = demo.DEFAULT.mask_rcnn_epochs
     options = (*epoch_options(demo.MASK_RCNN_CONFIG, epochs), "randomness.seed=2")
-    assert cmds["train"] == dense_train_argv(demo.MASK_RCNN_CONFIG, 1, "w/runs/flsl/coco/seed2", "w/b.safetensors",
-                                             "x/coco/", amp=False, options=options)
+    assert cmds["train"] == dense_train_argv(demo.MASK_RCNN_CONFIG, 1, "w/runs/flsl/coco/seed2",
+                                             "w/backbones/flsl.safetensors", "w/data/coco/", amp=False, options=options)
     assert cmds["test"] == dense_test_argv(demo.MASK_RCNN_CONFIG, f"w/runs/flsl/coco/seed2/epoch_{epochs}.pth", 1,
-                                           "w/runs/flsl/coco/seed2/test", "x/coco/")
-    assert cmds["davis"] == davis_argv("py", demo.DAVIS_CONFIG, "w/b.safetensors", "x/davis", "w/runs/flsl/davis",
+                                           "w/runs/flsl/coco/seed2/test", "w/data/coco/")
+    assert cmds["davis"] == davis_argv("py", demo.DAVIS_CONFIG, "w/backbones/flsl.safetensors", "w/data/davis",
+                                       "w/runs/flsl/davis",
                                        options=("--short-side", str(demo.DEFAULT.davis_short_side)))
     i = cmds["train"].index("--cfg-options")
     cfg = _apply_options(ROOT / demo.MASK_RCNN_CONFIG, cmds["train"][i + 1:])
-    assert cfg.train_cfg.max_epochs == epochs and cfg.randomness.seed == 2 and cfg.data_root == "x/coco/"
-    assert cfg.model.backbone.init_cfg.checkpoint == "w/b.safetensors"
+    assert cfg.train_cfg.max_epochs == epochs and cfg.randomness.seed == 2 and cfg.data_root == "w/data/coco/"
+    assert cfg.model.backbone.init_cfg.checkpoint == "w/backbones/flsl.safetensors"
     assert next(s for s in cfg.param_scheduler if s.type == "MultiStepLR").milestones == [epochs - 1]
