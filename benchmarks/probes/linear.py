@@ -150,11 +150,21 @@ def train_head(store, n_images: int, views: int, n_classes: int, cfg, seed: int,
 
 
 @torch.no_grad()
-def predict(head: LinearHead, feats: torch.Tensor, items: list, size: tuple[int, int], cfg, n_classes: int) -> torch.Tensor:
-    """Label map ``[H, W]`` of one image from its cached windows (mmseg 0.27 ``slide_inference``
-    per pass, each pass resized to the original size and softmaxed, flips undone, passes
-    averaged, argmax). ``feats`` ``[n, L, C, h, w]`` for ``items`` ``(image, pass, box)``."""
-    logits = head(stack_layers(feats.float()))
+def window_logits(head: LinearHead, store, rows: range, device, chunk: int = 32) -> torch.Tensor:
+    """``[n, K, h, w]`` logits of the cached windows ``rows``, ``chunk`` windows at a time (an
+    image at the largest +ms scale has hundreds of windows)."""
+    out = []
+    for start in range(rows.start, rows.stop, chunk):
+        feats = torch.from_numpy(store.take("feat", range(start, min(start + chunk, rows.stop)))).to(device)
+        out.append(head(stack_layers(feats.float())))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def predict(logits: torch.Tensor, items: list, size: tuple[int, int], cfg, n_classes: int) -> torch.Tensor:
+    """Label map ``[H, W]`` of one image from its windows' logits ``[n, K, h, w]`` (mmseg 0.27
+    ``slide_inference`` per pass, each pass resized to the original size and softmaxed, flips
+    undone, passes averaged, argmax); ``items`` ``(image, pass, box)`` of the windows."""
     h, w = size
     total = torch.zeros(n_classes, h, w, device=logits.device)
     for p, (ratio, flip) in enumerate(passes(cfg)):
@@ -232,8 +242,8 @@ def run(cfg, enc, root: Path, cache_root: Path, log=print, save_pred=None) -> di
         for i, s in enumerate(val):
             sl = slice(starts[i], starts[i + 1])
             label = ds.check_label(s["label"], load_label(cfg, s["label"]), n_classes, image_shape=image_size(s["image"]))
-            feats = torch.from_numpy(test_store.take("feat", range(sl.start, sl.stop))).to(enc.device)
-            pred = predict(head, feats, items[sl], label.shape, cfg, n_classes).cpu()
+            logits = window_logits(head, test_store, range(sl.start, sl.stop), enc.device)
+            pred = predict(logits, items[sl], label.shape, cfg, n_classes).cpu()
             conf += confusion(torch.from_numpy(label), pred, n_classes)
             if save_pred is not None and n == 0:
                 save_pred(s["id"], pred.numpy().astype(np.uint8))
@@ -247,4 +257,5 @@ def run(cfg, enc, root: Path, cache_root: Path, log=print, save_pred=None) -> di
             "test_windows": len(items), "caches": {"train": train_store.describe(), "test": test_store.describe()}}
 
 
-__all__ = ["LinearHead", "stack_layers", "poly_lr", "seg_loss", "reduce_zero_label", "train_head", "predict", "run"]
+__all__ = ["LinearHead", "stack_layers", "poly_lr", "seg_loss", "reduce_zero_label", "train_head", "window_logits",
+           "predict", "run"]

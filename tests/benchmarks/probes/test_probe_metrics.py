@@ -271,3 +271,44 @@ def test_layer_features_are_the_encoders_own_outputs():
     torch.testing.assert_close(normed[:, 0].flatten(2).transpose(1, 2), full[:, 1:])
     torch.testing.assert_close(cls_n[:, 0], full[:, 0])
     assert not torch.allclose(cls[:, 1], cls_n[:, 0])        # raw vs normalised class token
+
+
+def test_sliding_window_multi_scale_prediction_equals_mmseg_slide_inference():
+    """Our prediction from cached window logits against MMSegmentation's own ``slide_inference``
+    (called on a minimal segmentor whose ``encode_decode`` is a fixed pooled linear map), with the
+    multi-scale flip passes of ``aug_test``: resize, flip, slide, resize back, softmax, un-flip,
+    average, argmax."""
+    import types
+
+    from mmengine.config import Config
+    from mmseg.models.segmentors import EncoderDecoder
+    k, crop, stride = 5, (32, 32), (21, 21)
+    g = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv2d(3, k, 1)
+    torch.nn.init.normal_(conv.weight, generator=g)
+
+    def window_logits(x):                                   # [B, 3, 32, 32] -> [B, K, 4, 4]
+        return conv(F.avg_pool2d(x, 8))
+
+    seg = types.SimpleNamespace(test_cfg=types.SimpleNamespace(stride=stride, crop_size=crop), out_channels=k,
+                                encode_decode=lambda x, metas: F.interpolate(window_logits(x), size=x.shape[2:],
+                                                                             mode="bilinear", align_corners=False))
+    cfg = Config(dict(test=dict(short_side=32, ratios=[1.0, 1.5], flip=True, crop_size=crop, stride=stride)))
+    img = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    items, logits, total = [], [], 0
+    for p, (ratio, flip) in enumerate(L.passes(cfg)):
+        size = T.rescale_size(37, 53, int(99999999 * ratio), int(32 * ratio))
+        x = T.normalise(T.resize(img, size), (0.5,) * 3, (0.25,) * 3)[None]
+        x = x.flip(-1) if flip else x
+        with torch.no_grad():
+            ref = EncoderDecoder.slide_inference(seg, x, [{}])
+            ref = F.interpolate(ref, size=(37, 53), mode="bilinear", align_corners=False).softmax(1)
+            total = total + (ref.flip(-1) if flip else ref)
+            for box in T.slide_windows(*size, crop, stride):
+                items.append((0, p, box))
+                y1, y2, x1, x2 = box
+                logits.append(window_logits(x[:, :, y1:y2, x1:x2])[0])
+    want = (total / len(L.passes(cfg))).argmax(1)[0]
+    got = L.predict(torch.stack(logits), items, (37, 53), cfg, k)
+    assert len(L.passes(cfg)) == 4 and len(items) > 4
+    assert torch.equal(got, want)
