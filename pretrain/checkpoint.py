@@ -127,7 +127,7 @@ def _free_bytes(folder: Path) -> int:
 SAFE_GLOBALS = [argparse.Namespace]
 
 
-def load_safely(path: str | os.PathLike) -> dict:
+def load_safely(path: str | os.PathLike, mmap: bool = False) -> dict:
     """Load a checkpoint without executing pickled code.
 
     ``.safetensors`` files are read with safetensors; anything else with
@@ -154,15 +154,17 @@ def load_safely(path: str | os.PathLike) -> dict:
             raise CheckpointError(f"{path}: not a readable .npz file ({err})") from None
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            # memory-mapped: tensors are read from the file as they are used, so a model built on
-            # them (assign=True) holds the weights once, not the file plus a copy
-            try:
-                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as err:
-                if "mmap" not in str(err):
-                    raise
-                # a file in torch's legacy (pre-zip) format cannot be mapped: read it whole
-                return torch.load(path, map_location="cpu", weights_only=True)
+            if mmap:
+                # memory-mapped: tensors are read from the file as they are used, so a model built
+                # on them (assign=True) holds the weights once, not the file plus a copy. Encoder
+                # loading only: training states are read whole (resuming stays bitwise exact)
+                try:
+                    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                except RuntimeError as err:
+                    if "mmap" not in str(err):
+                        raise
+                    # a file in torch's legacy (pre-zip) format cannot be mapped: read it whole
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # torch colours part of its message
         msg = text.splitlines()[0] if text else type(err).__name__
@@ -307,7 +309,7 @@ def load_encoder_weights(path: str | os.PathLike, which: str = "teacher",
     from .families import layouts
     path = Path(path)
     source = str(path)
-    raw = load_safely(path)
+    raw = load_safely(path, mmap=True)
     if which == "student" and not (isinstance(raw, dict) and isinstance(raw.get("student"), dict)):
         raise CheckpointError(f"{source}: holds a single encoder (no 'student' entry), so there is no "
                               "student to choose; --which student applies to training checkpoints")

@@ -1,15 +1,17 @@
 """ViT encoders as the network each checkpoint family was trained as.
 
 The FLSL encoder is timm's VisionTransformer without a class token, with a fixed 2-D sine-cosine
-position embedding, and the final LayerNorm applied to the token map. Encoders of class-token
-families (DINO, iBOT, SelfPatch, timm) are the same timm model with its class token: it is
-prepended in the forward pass and dropped from every output (:func:`encode`, :func:`block_outputs`).
+position embedding, and the final LayerNorm applied to the token map. The other checkpoint
+families (docs/families.md) are the same timm model built with their own settings -- class
+token, registers, LayerScale, activation, norms -- or timm's ``Eva`` for the RoPE families
+(DINOv3, EVA-02). Class, register and storage tokens take part in attention and are dropped from
+every output (:func:`encode`, :func:`block_outputs`: patch tokens only).
 
 Architectures are named by the timm model they are built from (``vit_small_patch16_224``,
 ``vit_small_patch8_224``, ``vit_base_patch16_224``, ...) plus keyword overrides (``depth``,
-``img_size``, ``class_token``...) and the family's position rule (:data:`POSITION_RULES`).
-:class:`EncoderSpec` carries all three, so an exported checkpoint records exactly what to build
-and how it runs.
+``img_size``, ``class_token``...), the family's position rule (:data:`POSITION_RULES`) and the
+family. :class:`EncoderSpec` carries them, so an exported checkpoint records exactly what to
+build and how it runs.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def is_eva(arch: str) -> bool:
 #: How a position table stored for the trained grid reaches another token grid (same rule in
 #: pretraining, the dense backbone, DAVIS, figures and conversion):
 POSITION_RULES = {
-    # DINO's ``interpolate_pos_encoding``, which iBOT, SelfPatch and the FLSL authors' code (their
+    # DINO's ``interpolate_pos_encoding``, which iBOT, SelfPatch, DINOv2 (without registers) and the FLSL authors' code (their
     # class-token-free variant, in pretraining and in their detection backbone) all use
     "dino": "bicubic with scale factor (g + 0.1) / n per axis, no antialiasing",
     # timm's own ViT (``dynamic_img_size`` / checkpoint loading): timm.layers.resample_abs_pos_embed

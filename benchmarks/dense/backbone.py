@@ -1,12 +1,13 @@
 """The FLSL ViT backbone for MMDetection and MMSegmentation (one implementation, two registries).
 
 The encoder is :func:`pretrain.encoder.build_encoder` built as the network the pretrained checkpoint
-was trained as: class-token free for FLSL encoders (ours, the authors' release), with its class token
-for DINO / iBOT / SelfPatch / timm files (prepended in the forward pass, dropped from the outputs),
-and the family's position rule for grids other than the stored one (``docs/dense.md``). The selected
-block outputs ``[B, N, C]`` (patch tokens) become ``[B, C, H/p, W/p]`` maps and go through the
-multi-scale adapter (:mod:`benchmarks.dense.adapter`) or, for the authors' segmentation layout, stay
-at stride ``p``.
+was trained as, whatever its family (docs/families.md): class-token free for FLSL and SelfPatch,
+with its class token (and registers) for DINO, iBOT, DINOv2, MAE, DeiT III, CLIP, timm files, RoPE
+for DINOv3 and EVA-02; prefix tokens take part in attention and are dropped from the outputs, and
+the family's position rule serves grids other than the stored one. The selected block outputs
+``[B, N, C]`` (patch tokens) become ``[B, C, H/p, W/p]`` maps and go through the multi-scale
+adapter (:mod:`benchmarks.dense.adapter`: strides 4/8/16/32 from any patch size) or, for the
+authors' segmentation layout, stay at stride ``p``.
 
 Config usage (both frameworks)::
 
@@ -16,16 +17,17 @@ Config usage (both frameworks)::
         drop_path_rate=0.05, adapter='multiscale',
         init_cfg=dict(type='Pretrained', checkpoint='path/to/encoder.safetensors')))
 
-How the encoder runs (class token, stored grid, position rule) is read from the checkpoint named by
-``init_cfg`` when the backbone is built (it decides which parameters exist), unless ``class_token``
-and ``positions`` are given; :func:`benchmarks.dense.runner.prepare_train` writes the values it found
+How the encoder runs (architecture when ``arch`` is omitted, family, class token, registers,
+stored grid, position rule ...) is read from the checkpoint named by ``init_cfg`` when the backbone
+is built (it decides which parameters exist), unless ``class_token`` is given;
+:func:`benchmarks.dense.runner.prepare_train` writes the values it found (:data:`STRUCTURE_KEYS`)
 into the config, so the trained detector's saved config records them for testing. Pretrained weights
 are loaded strictly by :meth:`FLSLViT.init_weights` (never by MMEngine's non-strict
 ``PretrainedInit``): every encoder tensor must be present with the right shape, the patch size and
 the number of attention heads must be the checkpoint's, else a
 :class:`pretrain.checkpoint.CheckpointError` lists the problems. Any format accepted by
-:func:`pretrain.checkpoint.load_encoder_weights` works (our export, the authors' FLSL release,
-DINO, iBOT, timm).
+:func:`pretrain.checkpoint.load_encoder_weights` works (docs/families.md); ``family=`` settles a
+file whose content fits several families.
 """
 from __future__ import annotations
 
