@@ -666,6 +666,23 @@ def s_uavdt_out_is_root(ctx):
     return ["--data-root", str(tree.root), "--out", str(tree.root), "--no-progress"]
 
 
+# -- results store, leaderboard, probes
+def s_damaged_store(command):
+    def setup(ctx):
+        store = ctx.tmp / "results.db"
+        store.write_bytes(b"a text file where the results store should be" * 4)
+        ctx.reads(store)
+        ctx.keep["file"] = store
+        return [*command(ctx), "--store", str(store)]
+    return setup
+
+
+def s_probe_missing_data(ctx):
+    ctx.keep["file"] = ctx.tmp / "ade"
+    return ["--checkpoint", str(ctx.export()), "--data-root", str(ctx.keep["file"]), "--out", str(ctx.tmp / "probe"),
+            "--protocol", "linear", "--dataset", "ade20k"]
+
+
 def _file(ctx):
     return str(ctx.keep["file"])
 
@@ -979,6 +996,19 @@ CASES = [
     Case("synthetic-out-under-file", "make_synthetic.py", "`--out` under a regular file",
          "error: <data>/coco (--out): cannot be created: <data> is a file, not a folder",
          s_synthetic_out_under_file, _file),
+    # --- results store, leaderboard, probes
+    Case("results-damaged-store", "results.py", "`--store` naming a file that is not a results store",
+         "error: <results.db>: damaged or not a results store (no SQLite header); move it aside to start a "
+         "new store",
+         s_damaged_store(lambda ctx: ["list"]), _file),
+    Case("leaderboard-damaged-store", "leaderboard.py", "`build --store` naming a file that is not a "
+         "results store",
+         "error: <results.db>: damaged or not a results store (no SQLite header); move it aside to start a "
+         "new store",
+         s_damaged_store(lambda ctx: ["build", "--out", str(ctx.tmp / "site")]), _file),
+    Case("probe-missing-data-root", "probe.py", "`--data-root` that does not exist",
+         "error: <ade> (--data-root): not a folder",
+         s_probe_missing_data, _file),
     # --- figures
     Case("visualize-bomb", "visualize.py", "an image declaring 30000x30000 pixels",
          "error: <bomb.png>: cannot read image (Image size (900000000 pixels) exceeds limit of <limit> "
