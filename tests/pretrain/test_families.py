@@ -58,6 +58,20 @@ def test_dinov2_hub_files_run_as_dinov2(tmp_path, registers, swiglu):
         _assert_same((ob, of), ref.dinov2_forward(state, images, heads=fr.HEADS), (size[0] // 14, size[1] // 14))
 
 
+def test_dinov2_training_teacher_checkpoint(tmp_path):
+    """``teacher_checkpoint.pth`` of DINOv2's training: ``{"teacher": {backbone.*, dino_head.*,
+    ibot_head.*}}``; the backbone runs as the hub file does, the heads are ignored."""
+    hub, state = fr.dinov2_hub(tmp_path / "hub", registers=True)
+    heads = {f"{h}.{k}": v for h in ("dino_head", "ibot_head") for k, v in fr.projection_head_state(fr.WIDTH).items()}
+    path = tmp_path / "teacher_checkpoint.pth"
+    torch.save({"teacher": {**{f"backbone.{k}": v for k, v in state.items()}, **heads}}, path)
+    loaded = load_encoder_weights(path)
+    assert (loaded.family, loaded.format) == ("dinov2", "dinov2-train") and set(heads) <= set(loaded.dropped)
+    assert "head tensors (dino_head.*, ibot_head.*)" in loaded.describe()
+    images = _images((182, 266))
+    assert torch.equal(_ours(path, images)[1], _ours(hub, images)[1])
+
+
 def test_dinov2_rule_matters(tmp_path):
     """The check above can fail: DINOv2 without registers run with the register models' rule
     (antialiased, no offset) or without LayerScale differs far beyond the tolerance."""
