@@ -1,8 +1,9 @@
 """The probes at the demo's budget: generated stand-ins of every data set and one ``tools/probe.py``
 command per protocol, small enough for a CPU.
 
-    from benchmarks.probes.demo import make_data, commands
-    roots = make_data(work / "data" / "probes")                # {dataset: folder}
+    from benchmarks.probes.demo import commands, data_roots, make_data
+    make_data(work / "data" / "probes", "quick")                # the stand-ins, once
+    roots = data_roots(work / "data" / "probes")                # {dataset: folder}
     for label, argv, output in commands(python, checkpoint, roots, work / "runs" / arm / "probes", "quick"):
         ...  # one step each (output: the run's probe_results.json)
 
@@ -31,6 +32,13 @@ RUNS = {
         ("correspondence", "spair", ("corr.image_size=128",)),
     ),
 }
+
+
+def data_roots(root: str | Path) -> dict:
+    """``{dataset: data root}`` of the stand-ins :func:`make_data` writes under ``root`` (known
+    before they exist, for planning steps)."""
+    root = Path(root)
+    return {"ade20k": root / "ade", "voc2012": root / "voc" / "VOC2012", "nyu": root / "nyu", "spair": root / "spair"}
 
 
 def make_data(root: str | Path, budget: str = "quick") -> dict:
@@ -82,4 +90,4 @@ def run_all(checkpoint: str | Path, data_root: str | Path, out_root: str | Path,
     return results
 
 
-__all__ = ["RUNS", "make_data", "commands", "run_all"]
+__all__ = ["RUNS", "data_roots", "make_data", "commands", "run_all"]
