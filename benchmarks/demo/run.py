@@ -466,7 +466,7 @@ def write_results(work: Path, results: dict, comparisons: dict, budget: Budget, 
            "summary": summary(comparisons),
            "results": {arm: {p: {str(k): v for k, v in d.items()} for p, d in r.items()}
                        for arm, r in results.items()},
-           "stage_seconds": times, "wall_seconds": round(wall, 1), "figures": [repo_relative(p) for p in figs]}
+           "stage_seconds": times, "wall_seconds": round(wall, 1), "figures": [str(repo_relative(p)) for p in figs]}
     write_json_atomic(doc, work / "results.json", indent=1)
     md = work / "results.md"
     write_text_atomic(results_markdown(comparisons, budget, figs, work), md)
