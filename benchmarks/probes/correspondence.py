@@ -147,7 +147,8 @@ def run(cfg, enc, root, cache_root, log=print, save_pred=None) -> dict:
         tw, th = p["trg_imsize"][:2]
         s = F.interpolate(feat(p["src_path"])[None], size=(sh, sw), mode="bilinear", align_corners=False)[0]
         t = F.interpolate(feat(p["trg_path"])[None], size=(th, tw), mode="bilinear", align_corners=False)[0]
-        src = np.asarray(p["src_kps"], np.int64)
+        src = np.asarray(p["src_kps"], np.float64).astype(np.int64)
+        src = np.clip(src, 0, [sw - 1, sh - 1])                   # a point on the far border
         desc = F.normalize(s[:, src[:, 1], src[:, 0]].T, dim=1)
         sim = desc @ F.normalize(t.flatten(1), dim=0)
         best = sim.argmax(1).numpy()
