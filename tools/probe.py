@@ -9,8 +9,8 @@
     python tools/probe.py --convert nyu-test --data-root NYU --mat nyu_depth_v2_labeled.mat --splits splits.mat
 
 PROTOCOL / NAME (one config each under configs/probes/): linear and linear_ms on ade20k, voc2012,
-cityscapes; hummingbird on voc2012, ade20k; depth_lin1 and depth_lin4 on nyu; correspondence on
-spair. Writes OUT/probe_results.json and, with --save-predictions, OUT/pred/<image id>.png, and
+cityscapes; hummingbird on voc2012, ade20k; depth_lin1 and depth_lin4 on nyu; correspondence
+(Probe3D's) and correspondence_dift on spair. Writes OUT/probe_results.json and, with --save-predictions, OUT/pred/<image id>.png, and
 records the run in the results store (--store PATH; docs/leaderboard.md).
 Features are extracted once into OUT/feature_cache (or cache.root=DIR) and reused by later runs
 with the same checkpoint, layers, resolution and data. Under torchrun each rank extracts its
@@ -29,7 +29,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("checkpoint", "data_root", "out", "cfg_options", "which", "device",
                                                "store", required=("data_root",), which="teacher")])
-    p.add_argument("--protocol", help="linear, linear_ms, hummingbird, depth_lin1, depth_lin4, correspondence")
+    p.add_argument("--protocol", help="linear, linear_ms, hummingbird, depth_lin1, depth_lin4, correspondence, correspondence_dift")
     p.add_argument("--dataset", help="ade20k, voc2012, cityscapes, nyu, spair")
     p.add_argument("--save-predictions", action="store_true", help="write OUT/pred/<image id>.png")
     p.add_argument("--convert", choices=("voc-aug", "cityscapes", "nyu-test"),
