@@ -70,7 +70,7 @@ def bar_chart(bars: list, title: str, axis: str) -> str:
 
 def scatter(points: list, title: str, x_label: str, y_label: str) -> str:
     """Points ``[(label, x, y, link)]``: one per checkpoint; each names itself on hover."""
-    width, height, left, bottom, top, right = 420, 320, 48, 44, 26, 14
+    width, height, left, bottom, top, right = 420, 320, 64, 44, 26, 14
     xs, ys = [p[1] for p in points], [p[2] for p in points]
     tx, ty = _ticks(min(xs), max(xs), 4), _ticks(min(ys), max(ys), 4)
 
