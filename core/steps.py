@@ -89,13 +89,20 @@ def file_digest(path: str | os.PathLike) -> str | None:
 
 def config_digest(path: str | os.PathLike) -> str | None:
     """SHA-256 of a config's merged text (its ``_base_`` files included); of its bytes when MMEngine
-    cannot read it; None when it does not exist."""
+    cannot read it; None when it does not exist.
+
+    The config is read as a machine without a GPU reads it: the detection schedules choose their
+    optimizer wrapper from ``torch.cuda.is_available()``, and a plan made on a login node must
+    find the results of the GPU nodes up to date."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
+        from unittest import mock
+
         from mmengine.config import Config
-        text = Config.fromfile(str(path), import_custom_modules=False).pretty_text.encode()
+        with mock.patch("torch.cuda.is_available", return_value=False):
+            text = Config.fromfile(str(path), import_custom_modules=False).pretty_text.encode()
     except Exception:  # noqa: BLE001 - an unreadable config still has bytes to compare
         text = path.read_bytes()
     return hashlib.sha256(text).hexdigest()

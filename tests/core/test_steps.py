@@ -150,3 +150,18 @@ def test_lanes_run_side_by_side_and_the_first_failure_is_raised_after_the_others
     bad[0].argv = [sys.executable, "-c", write, str(tmp_path / "b" / "0.txt"), "0"]
     assert run_steps([*good, *bad], log=logs.append, jobs=2) == 2
     assert [p.read_text() for p in sorted((tmp_path / "b").glob("*.txt"))] == ["0", "1"]
+
+
+def test_config_digest_is_the_same_with_and_without_a_gpu():
+    """A plan checked on a machine without a GPU finds the GPU nodes' results up to date: the
+    detection schedule's CUDA-dependent optimizer wrapper does not enter the digest."""
+    from unittest import mock
+
+    from mmengine.config import Config
+
+    from core.steps import REPO
+    path = REPO / "configs" / "coco" / "mask_rcnn_flsl_vits16.py"
+    with mock.patch("torch.cuda.is_available", return_value=True):
+        assert Config.fromfile(str(path)).optim_wrapper.type == "AmpOptimWrapper"   # the case that matters
+        on_gpu = config_digest(path)
+    assert on_gpu == config_digest(path) is not None
