@@ -237,6 +237,8 @@ def row_steps(table: Table, row: str, opts: Options) -> tuple[list[Step], str]:
     recipe = table.recipes[row]
     ckpt, pre = backbone_of(row, recipe, opts)
     steps = [pre] if pre else []
+    family = recipe.family if ckpt == recipe.release else None   # a file of the user's: its own content
+    dense_family = (f"model.backbone.family={family}",) if family else ()
     wd = row_dir(opts, table.name, row)
     where = f"{table.name}/{row}"
     if recipe.benchmark in DENSE:
@@ -250,7 +252,7 @@ def row_steps(table: Table, row: str, opts: Options) -> tuple[list[Step], str]:
                               inputs=(str(Path(root) / "UAV-benchmark-MOTD_v1.0" / "GT"),)))
         final = wd / final_checkpoint_name(recipe.config)
         steps.append(Step("train", f"{where}: fine-tuning ({recipe.config})",
-                          dense_train_argv(recipe.config, opts.gpus, wd, ckpt, root), final,
+                          dense_train_argv(recipe.config, opts.gpus, wd, ckpt, root, options=dense_family), final,
                           inputs=(ckpt, *data_inputs(recipe.benchmark, root, "train")),
                           config=recipe.config, work_dir=wd))
         steps.append(Step("test", f"{where}: evaluation of {final.name}",
@@ -260,7 +262,8 @@ def row_steps(table: Table, row: str, opts: Options) -> tuple[list[Step], str]:
     else:  # DAVIS label propagation: no training
         out = wd / "davis"
         steps.append(Step("davis", f"{where}: DAVIS 2017 label propagation + J&F",
-                          davis_argv(opts.python, recipe.config, ckpt, opts.data_roots["davis"], out),
+                          davis_argv(opts.python, recipe.config, ckpt, opts.data_roots["davis"], out,
+                                     options=("--family", family) if family else ()),
                           out / "davis_results.json",
                           inputs=(ckpt, *data_inputs("davis", opts.data_roots["davis"], "davis")),
                           config=recipe.config))

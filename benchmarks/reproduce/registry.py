@@ -41,6 +41,8 @@ class Recipe:
     release: str | None = None               # a released checkpoint (documented path)
     arch: str = "vit_small_patch16_224"      # the backbone the row needs (patch size checked)
     convert_every: int = 1                   # UAVDT: tools/uavdt2coco.py --every (train frames kept)
+    family: str | None = None                # the release's checkpoint family where its content does
+                                             # not settle it (a bare DINO state dict reads as timm's too)
 
     def __post_init__(self):
         if (self.pretraining is None) == (self.release is None):
@@ -99,19 +101,19 @@ RECIPES: dict[str, dict[str, Recipe]] = {
         "flsl_vits16": Recipe("coco", COCO16, pretraining=FLSL_S16),
         "flsl_vits8": Recipe("coco", COCO8, pretraining=FLSL_S8, arch=S8),
         "selfpatch_vits16": Recipe("coco", COCO16, release=RELEASES["selfpatch_vits16"]),
-        "dino_vits16": Recipe("coco", COCO16, release=RELEASES["dino_vits16"]),
-        "dino_vits8": Recipe("coco", COCO8, release=RELEASES["dino_vits8"], arch=S8),
+        "dino_vits16": Recipe("coco", COCO16, release=RELEASES["dino_vits16"], family="dino"),
+        "dino_vits8": Recipe("coco", COCO8, release=RELEASES["dino_vits8"], arch=S8, family="dino"),
         "ibot_vits16": Recipe("coco", COCO16, release=RELEASES["ibot_vits16"]),
     },
     "uavdt": {
         "flsl_vits16": Recipe("uavdt", "configs/uavdt/faster_rcnn_flsl_vits16.py", pretraining=FLSL_S16),
-        "dino_vits16": Recipe("uavdt", "configs/uavdt/faster_rcnn_dino_vits16.py", release=RELEASES["dino_vits16"]),
+        "dino_vits16": Recipe("uavdt", "configs/uavdt/faster_rcnn_dino_vits16.py", release=RELEASES["dino_vits16"], family="dino"),
     },
     "davis": {
         "flsl_vits16": Recipe("davis", "configs/davis/flsl_vits16.py", pretraining=FLSL_S16),
         "flsl_vits8": Recipe("davis", "configs/davis/flsl_vits8.py", pretraining=FLSL_S8, arch=S8),
-        "dino_vits16": Recipe("davis", "configs/davis/dino_vits16.py", release=RELEASES["dino_vits16"]),
-        "dino_vits8": Recipe("davis", "configs/davis/dino_vits8.py", release=RELEASES["dino_vits8"], arch=S8),
+        "dino_vits16": Recipe("davis", "configs/davis/dino_vits16.py", release=RELEASES["dino_vits16"], family="dino"),
+        "dino_vits8": Recipe("davis", "configs/davis/dino_vits8.py", release=RELEASES["dino_vits8"], arch=S8, family="dino"),
     },
     "ade20k": {
         "flsl_vits16": Recipe("ade20k", "configs/ade20k/semfpn_flsl_vits16_40k.py", pretraining=FLSL_S16),

@@ -450,3 +450,24 @@ def test_the_demo_builds_its_commands_with_the_plans_builders():
     assert cfg.train_cfg.max_epochs == epochs and cfg.randomness.seed == 2 and cfg.data_root == "w/data/coco/"
     assert cfg.model.backbone.init_cfg.checkpoint == "w/backbones/flsl.safetensors"
     assert next(s for s in cfg.param_scheduler if s.type == "MultiStepLR").milestones == [epochs - 1]
+
+
+def test_released_dino_rows_name_their_family(tmp_path):
+    """A bare DINO state dict reads as a headless timm file too: the DINO rows say which family
+    their release is (dense: model.backbone.family, DAVIS: --family); rows of our pretraining and
+    a file the user gives for a row are left to their content."""
+    proc = reproduce("coco", "--dry-run", "--work-root", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    train = {c[c.index("--work-dir") + 1].rsplit("/", 1)[-1]: _cfg_options(c)
+             for c in _commands(proc.stdout) if c[0] == "tools/dist_train.sh"}
+    assert train["dino_vits16"]["model.backbone.family"] == "dino"
+    assert train["dino_vits8"]["model.backbone.family"] == "dino"
+    assert "model.backbone.family" not in train["flsl_vits16"]
+    proc = reproduce("davis", "--dry-run", "--work-root", tmp_path)
+    davis = {c[c.index("--out") + 1].split("/")[-2]: c for c in _commands(proc.stdout) if "tools/davis_propagate.py" in c}
+    assert davis["dino_vits16"][davis["dino_vits16"].index("--family") + 1] == "dino"
+    assert "--family" not in davis["flsl_vits16"]
+    own = _tiny_export(tmp_path, patch=16)
+    proc = reproduce("davis", "--dry-run", "--work-root", tmp_path, "--cfg-options", f"checkpoint.dino_vits16={own}")
+    davis = {c[c.index("--out") + 1].split("/")[-2]: c for c in _commands(proc.stdout) if "tools/davis_propagate.py" in c}
+    assert "--family" not in davis["dino_vits16"]
