@@ -32,12 +32,12 @@ class FLSLNet(nn.Module):
             steps of the selected tokens ``x`` and ``logits = head(modes)``.
         """
         b, n_local = local_views.shape[:2]
-        z_global = encode(self.backbone, global_view)
+        z_global = encode(self.backbone, global_view, check_finite=False)
         x_global, m_global = mean_shift(z_global, z_global, global_index, beta_sa)
         parts_x, parts_m = [x_global.flatten(0, 1)], [m_global.flatten(0, 1)]
         x_local = None
         if n_local:
-            z_local = encode(self.backbone, local_views.flatten(0, 1))
+            z_local = encode(self.backbone, local_views.flatten(0, 1), check_finite=False)
             x_local, m_local = mean_shift(z_local, z_local, local_index.flatten(0, 1), beta_sa)
             parts_x.append(x_local.flatten(0, 1))
             parts_m.append(m_local.flatten(0, 1))
@@ -49,7 +49,7 @@ class FLSLNet(nn.Module):
                         x_local: torch.Tensor | None, beta_ca: float) -> torch.Tensor:
         """Teacher pass: inter-view modes ``u`` of the student's selected tokens over the
         teacher's tokens of view 0, and their logits ``[T, K]`` (same order as the student's)."""
-        t = encode(self.backbone, teacher_view)                      # [B, M, C]
+        t = encode(self.backbone, teacher_view, check_finite=False)                      # [B, M, C]
         u = [attend(x_global.detach().to(t.dtype), t, beta_ca).flatten(0, 1)]
         if x_local is not None:
             b = t.shape[0]

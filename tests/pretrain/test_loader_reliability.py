@@ -74,3 +74,25 @@ def test_exports_of_identical_tensors_are_identical_bytes(tmp_path):
     ref = build_encoder("vit_tiny_patch16_224", depth=1, img_size=32)
     for k, v in ref.state_dict().items():
         assert torch.equal(model.state_dict()[k], v)
+
+
+def test_the_training_forward_reads_no_value_back_for_the_feature_check():
+    """Evaluation paths check features (encode's default); the training step must not: the check
+    reads a value back to the host on every forward. FLSLNet's teacher pass on a network with a
+    NaN weight returns NaN targets (the trainer's per-interval loss check stops the run) instead
+    of raising in the middle of a step."""
+    from pretrain.encoder import EncoderSpec
+    from pretrain.model import FLSLNet
+    torch.manual_seed(0)
+    net = FLSLNet(EncoderSpec.make("vit_tiny_patch16_224", depth=1, img_size=32),
+                  out_dim=16, hidden_dim=32, bottleneck_dim=8)
+    with torch.no_grad():
+        net.backbone.blocks[0].mlp.fc2.bias.fill_(float("nan"))
+    images = torch.zeros(1, 3, 32, 32)
+    with pytest.raises(FeatureError):
+        encode(net.backbone, images)
+    tokens = encode(net.backbone, images, check_finite=False)
+    assert tokens.shape == (1, 4, 192) and torch.isnan(tokens).all()
+    import inspect
+    source = inspect.getsource(FLSLNet)
+    assert source.count("check_finite=False") == source.count("encode(")
