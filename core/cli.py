@@ -3,19 +3,30 @@
 Each tool takes its common flags from :func:`flags` as an ``argparse`` parent parser, so a flag
 is spelt, typed and explained the same way everywhere and no tool can drift::
 
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = ToolParser(description=__doc__,
                                      parents=[flags("checkpoint", "data_root", "out", "cfg_options",
                                                     required=("checkpoint", "out"))])
 
 Values are checked where they are parsed (a batch size of 0, a split name that climbs out of its
 folder), so a bad option is refused before any work starts, with argparse's usage line and exit
-status 2 like every other input error.
+status 2 like every other input error (:class:`ToolParser`).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import re
+import sys
+
+
+class ToolParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose refusals are the suite's one line, ``error: <flag>: <what
+    is wrong>`` with exit status 2, like every other input error (argparse's own prints the usage
+    block first)."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
 
 
 def positive_int(text: str) -> int:
@@ -130,4 +141,4 @@ def flags(*names: str, required: tuple[str, ...] = (), **defaults) -> argparse.A
     return parent
 
 
-__all__ = ["VOCABULARY", "Flag", "flags", "positive_int", "non_negative_int", "plain_name", "device_name"]
+__all__ = ["ToolParser", "VOCABULARY", "Flag", "flags", "positive_int", "non_negative_int", "plain_name", "device_name"]

@@ -82,8 +82,8 @@ def _trusted_copy(src: Path, folder: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    from core.cli import flags
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    from core.cli import ToolParser, flags
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("out", "which", "patch_size", "family", required=("out",), which="teacher")])
     p.add_argument("src", help="checkpoint to convert (.pth / .pt / .safetensors)")
     p.add_argument("--trust-pickle", action="store_true",

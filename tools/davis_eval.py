@@ -14,8 +14,8 @@ from core.errors import cli_main
 
 
 def main(argv=None) -> int:
-    from core.cli import flags
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    from core.cli import ToolParser, flags
+    p = ToolParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
                                 parents=[flags("data_root", "split", required=("data_root",), split="val")])
     p.add_argument("--results", required=True, help="folder with <seq>/<frame>.png predictions "

@@ -19,8 +19,8 @@ from core.errors import cli_main
 
 
 def parse_args(argv=None):
-    from core.cli import flags, non_negative_int, positive_int
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    from core.cli import ToolParser, flags, non_negative_int, positive_int
+    p = ToolParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
                                 parents=[flags("checkpoint", "data_root", "out", "split", "patch_size",
                                                "short_side", "batch_size", "which", "device", "cfg_options", "family",

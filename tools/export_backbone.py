@@ -17,8 +17,8 @@ from core.files import check_output_path
 
 
 def main(argv=None) -> int:
-    from core.cli import flags
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    from core.cli import ToolParser, flags
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("out", "which", "family", required=("out",), which="teacher")])
     p.add_argument("source", help="work dir (uses latest.pth) or a training checkpoint")
     args = p.parse_args(argv)

@@ -17,12 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli import flags
+from core.cli import ToolParser, flags
 from core.errors import FLSLError, cli_main
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="write the site from the store",
                    parents=[flags("store", "out", required=("out",))])

@@ -18,8 +18,8 @@ from core.files import check_output_path
 
 
 def main(argv=None) -> int:
-    from core.cli import flags, positive_int
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    from core.cli import ToolParser, flags, positive_int
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("out", "seed", required=("out",), seed=0)])
     p.add_argument("kind", choices=("coco", "ade"))
     p.add_argument("--n-train", type=positive_int, default=24, help="training images (default 24)")

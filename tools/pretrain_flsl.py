@@ -21,8 +21,8 @@ DEFAULT_CONFIG = "configs/pretrain/flsl_tiny_synthetic.py"
 
 
 def parse_args(argv=None):
-    from core.cli import flags
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    from core.cli import ToolParser, flags
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("work_dir", "cfg_options")])
     p.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
     g = p.add_mutually_exclusive_group()

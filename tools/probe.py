@@ -25,8 +25,8 @@ from core.errors import cli_main
 
 
 def parse_args(argv=None):
-    from core.cli import flags
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    from core.cli import ToolParser, flags
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("checkpoint", "data_root", "out", "cfg_options", "which", "device",
                                                "store", required=("data_root",), which="teacher")])
     p.add_argument("--protocol", help="linear, linear_ms, hummingbird, depth_lin1, depth_lin4, correspondence, correspondence_dift")

@@ -29,8 +29,8 @@ from benchmarks.reproduce.registry import TABLES
 
 
 def parse_args(argv=None):
-    from core.cli import flags, positive_int
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    from core.cli import ToolParser, flags, positive_int
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("data_root", "checkpoint", "cfg_options")])
     p.add_argument("table", choices=[*TABLES, "leaderboard", "list", "probes"],
                    help="table to reproduce, or a sub-command (probes: benchmarks/probes/table.py)")

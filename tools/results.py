@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.cli import flags
+from core.cli import ToolParser, flags
 from core.errors import FLSLError, cli_main
 
 COLUMNS = ("run", "kind", "benchmark", "dataset", "protocol", "protocol_default", "checkpoint", "checkpoint_digest",
@@ -36,7 +36,7 @@ def _filters(p) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="one line per run", parents=[flags("store")])
     _filters(ls)

@@ -21,8 +21,8 @@ from core.errors import cli_main
 
 def parse_args(argv=None):
     from benchmarks.dense.runner import parse_runner_args, runner_flags
-    from core.cli import flags
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    from core.cli import ToolParser, flags
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[runner_flags(), flags("store")])
     p.add_argument("config", help="config file")
     p.add_argument("checkpoint", help="checkpoint written by tools/train.py")

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.cli import ToolParser
 from core.errors import cli_main
 
 
 def parse_args(argv=None):
     from benchmarks.dense.runner import parse_runner_args, runner_flags
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[runner_flags()])
     p.add_argument("config", help="config file")
     p.add_argument("--amp", action="store_true", help="fp16 mixed precision (CUDA only)")

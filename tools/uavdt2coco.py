@@ -10,7 +10,6 @@ the test split is always complete. Each file records the step it was converted w
 (``info.every``). Both splits are converted and validated before anything is written, and each
 file is written to a temporary name then renamed: no partial json.
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from core.files import write_json_atomic
 
 
 def parse_args(argv=None):
-    from core.cli import flags, positive_int
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    from core.cli import ToolParser, flags, positive_int
+    p = ToolParser(description=__doc__.splitlines()[0],
                                 parents=[flags("data_root", "out", required=("data_root", "out"))])
     p.add_argument("--split-file", default=None, help='JSON {"train": [...], "test": [...]}')
     p.add_argument("--every", type=positive_int, default=1,

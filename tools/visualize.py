@@ -30,8 +30,8 @@ from pathlib import Path
 
 
 def parse_args(argv=None):
-    from core.cli import flags, positive_int
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    from core.cli import ToolParser, flags, positive_int
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("checkpoint", "out", "short_side", "seed", "which", "family",
                                                required=("checkpoint",), out="work_dirs/figures",
                                                short_side=224, seed=0, which="teacher")])

@@ -475,8 +475,8 @@ def write_results(work: Path, results: dict, comparisons: dict, budget: Budget, 
 
 # ----------------------------------------------------------------------------- main
 def parse_args(argv=None):
-    from core.cli import flags
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    from core.cli import ToolParser, flags
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("store")])
     p.add_argument("--work-dir", default=None, help="output folder (default work_dirs/demo, quick: work_dirs/demo_quick)")
     p.add_argument("--quick", action="store_true", help="test-sized budget (a few minutes)")

@@ -289,9 +289,9 @@ def read_results(out_dir: str | Path) -> dict | None:
 
 # ----------------------------------------------------------------------------- command line
 def parse_args(argv=None):
-    from core.cli import flags, positive_int
+    from core.cli import ToolParser, flags, positive_int
     d = Settings()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 parents=[flags("checkpoint", "data_root", "out", "which", "batch_size", "store",
                                                required=("checkpoint", "data_root", "out"), which="teacher",
                                                batch_size=d.batch)])

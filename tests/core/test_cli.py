@@ -84,4 +84,5 @@ def test_a_tool_refuses_a_bad_value_before_any_work(tmp_path):
         proc = subprocess.run([sys.executable, str(ROOT / "tools" / "davis_propagate.py"), "--data-root",
                                str(tmp_path), "--out", str(out), *bad], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and bad[0] in proc.stderr and "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert not out.exists()

@@ -321,6 +321,13 @@ def s_davis_out(where):
     return setup
 
 
+def s_davis_option(*option):
+    def setup(ctx):
+        d = ctx.davis()
+        return _davis_args(ctx, d, "--out", str(ctx.tmp / "pred"), *option)
+    return setup
+
+
 def s_davis_truncated_frame(ctx):
     d = ctx.davis()
     frame = d.root / "JPEGImages/480p" / d.sequences[0] / "00002.jpg"
@@ -862,6 +869,13 @@ CASES = [
          "error: <DAVIS>/JPEGImages/480p/<seq> (--out): would write into the input <DAVIS>/JPEGImages; "
          "choose an output outside the data and checkpoints the tool reads",
          s_davis_out("JPEGImages/480p/{seq}"), _file),
+    Case("davis-batch-size-zero", "davis_propagate.py", "`--batch-size 0`",
+         "error: argument --batch-size: 0 must be at least 1 (see davis_propagate.py --help)",
+         s_davis_option("--batch-size", "0"), _key("--batch-size"), mode="subprocess"),
+    Case("davis-split-climbs", "davis_propagate.py", "`--split ../val` (a split name leaving its folder)",
+         "error: argument --split: '../val' is not a plain name (letters, digits, '_', '.', '-'; no '/' or "
+         "'..') (see davis_propagate.py --help)",
+         s_davis_option("--split", "../val"), _key("--split"), mode="subprocess"),
     Case("davis-truncated-frame", "davis_propagate.py", "a JPEG frame cut short",
          "error: <DAVIS>/JPEGImages/480p/<seq>/00002.jpg: truncated JPEG frame (no end-of-image marker in its "
          "last <n> bytes of <n>); re-extract or re-download it",
