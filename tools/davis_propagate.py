@@ -51,7 +51,7 @@ def main(argv=None) -> int:
                       patch_size=args.patch_size, n_last_frames=args.n_last_frames,
                       neighborhood=args.neighborhood, topk=args.topk,
                       temperature=args.temperature, short_side=args.short_side,
-                      batch_size=args.batch_size, which=args.which)
+                      batch_size=args.batch_size, which=args.which, family=args.family)
     if not s["checkpoint"]:
         raise DavisError("no checkpoint: pass --checkpoint or set checkpoint in the config")
     check_output_folder(args.out, args.data_root, [s["checkpoint"]])
@@ -64,10 +64,11 @@ def main(argv=None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     extractor = load_extractor(s["checkpoint"], s["arch"], s["patch_size"], s["which"],
-                               family=args.family).to(device)
+                               family=s["family"]).to(device)
     print(f"encoder: {s['checkpoint']} ({extractor.rule} rule, patch {extractor.patch_size}, "
           f"width {extractor.embed_dim}); context 1+{params.n_last_frames}, radius "
-          f"{params.neighborhood}, top-{params.topk}, temperature {params.temperature}; {device}")
+          f"{params.neighborhood}, top-{params.topk}, temperature {params.temperature}; frames normalised "
+          f"by mean {extractor.mean} std {extractor.std}; {device}")
     scorer = Scorer(args.data_root, s["split"]) if args.evaluate else None
     propagate_split(extractor, args.data_root, args.out, params, split=s["split"],
                     short_side=s["short_side"], multiple=s["multiple"],
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
         print("wrote " + ", ".join(str(p) for p in paths))
         from benchmarks.leaderboard.records import record_davis   # after the files: never loses them
         record_davis(scorer.results.global_scores(), checkpoint=s["checkpoint"], data_root=args.data_root,
-                     settings=s, result_file=paths[-1], subset=scorer.results.subset, family=args.family,
+                     settings=s, result_file=paths[-1], subset=scorer.results.subset, family=s["family"],
                      config_path=args.config, store=args.store)
     return 0
 

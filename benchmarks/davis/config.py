@@ -28,6 +28,7 @@ DEFAULTS = dict(
     batch_size=8,           # frames per encoder forward
     split="val",
     which="teacher",        # teacher or student, where the checkpoint holds both
+    family=None,            # checkpoint family where the file's content does not settle it
 )
 
 
@@ -62,7 +63,7 @@ def load_settings(config: str | Path | None = None, options: dict | None = None,
     out.update({k: v for k, v in overrides.items() if v is not None})
     for key, default in DEFAULTS.items():  # a value of the wrong kind would surface as a traceback
         value, where = out[key], config or "command line"
-        if value is None and key in ("checkpoint", "arch", "patch_size"):
+        if value is None and key in ("checkpoint", "arch", "patch_size", "family"):
             continue
         want = (int if isinstance(default, int) else float if isinstance(default, float) else str)
         ok = isinstance(value, (int, float) if want is float else want) and not isinstance(value, bool)

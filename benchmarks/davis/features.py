@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.constants import DINO_DAVIS_STD, IMAGENET_MEAN
+from core.constants import DINO_DAVIS_STD, IMAGENET_MEAN, IMAGENET_STD
 from core.normalise import normalise
 
 from pretrain.checkpoint import CheckpointError, load_pretrained_encoder
@@ -52,7 +52,8 @@ def resized_size(height: int, width: int, short_side: int = 480, multiple: int =
     return h, w
 
 
-def read_frame(path: str | Path, short_side: int = 480, multiple: int = 64) -> tuple[torch.Tensor, tuple[int, int]]:
+def read_frame(path: str | Path, short_side: int = 480, multiple: int = 64, mean=IMAGENET_MEAN,
+               std=DINO_DAVIS_STD) -> tuple[torch.Tensor, tuple[int, int]]:
     """Frame as the network sees it ``[3, H, W]`` float32 (RGB, colour-normalised) and its
     original ``(height, width)``.
 
@@ -66,7 +67,7 @@ def read_frame(path: str | Path, short_side: int = 480, multiple: int = 64) -> t
     h, w = resized_size(h0, w0, short_side, multiple)
     img = cv2.resize(img, (w, h))
     x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))
-    return normalise(x, IMAGENET_MEAN, DINO_DAVIS_STD), (h0, w0)
+    return normalise(x, mean, std), (h0, w0)
 
 
 # ------------------------------------------------------------------------------------ encoders
@@ -83,12 +84,14 @@ class FeatureExtractor(nn.Module):
     carries its class token and position rule). ``rule``, if given, must be the encoder's
     (:func:`rule_of`); ``self.rule`` names it for the logs."""
 
-    def __init__(self, model: nn.Module, rule: str | None = None, source: str = "", which: str | None = None):
+    def __init__(self, model: nn.Module, rule: str | None = None, source: str = "", which: str | None = None,
+                 mean=IMAGENET_MEAN, std=DINO_DAVIS_STD):
         super().__init__()
         own = rule_of(model)
         if rule is not None and rule != own:
             raise ValueError(f"encoder runs with the {own!r} rule, {rule!r} requested")
         self.model, self.rule, self.source, self.which = model.eval(), own, source, which
+        self.mean, self.std = tuple(mean), tuple(std)   # the frames' input normalisation
         self.patch_size = int(model.patch_embed.patch_size[0])
         self.embed_dim = int(model.embed_dim)
 
@@ -118,7 +121,18 @@ def load_extractor(checkpoint: str | Path, arch: str | None = None, patch_size: 
     must match the checkpoint."""
     model, loaded = load_pretrained_encoder(checkpoint, which=which, family=family)
     _check_expected(checkpoint, loaded.spec.arch, loaded.patch_size, arch, patch_size)
-    return FeatureExtractor(model, source=str(checkpoint), which=which)
+    return FeatureExtractor(model, source=str(checkpoint), which=which, **frame_statistics(loaded.mean, loaded.std))
 
 
-__all__ = ["resized_size", "read_frame", "RULES", "rule_of", "FeatureExtractor", "load_extractor"]
+def frame_statistics(mean, std) -> dict:
+    """The frames' normalisation for an encoder trained with ``mean`` / ``std``: DINO's DAVIS
+    script's own for the ImageNet-normalised families (its std starts 0.228, not 0.229: kept so
+    that features and masks equal DINO's), the family's own for the others (CLIP, SigLIP,
+    EVA-02), which would otherwise see inputs they were never trained on."""
+    if tuple(mean) == tuple(IMAGENET_MEAN) and tuple(std) == tuple(IMAGENET_STD):
+        return {"mean": IMAGENET_MEAN, "std": DINO_DAVIS_STD}
+    return {"mean": tuple(mean), "std": tuple(std)}
+
+
+__all__ = ["resized_size", "read_frame", "RULES", "rule_of", "FeatureExtractor", "load_extractor",
+           "frame_statistics"]

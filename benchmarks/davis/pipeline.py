@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.constants import DINO_DAVIS_STD, IMAGENET_MEAN
 from core.files import write_json_atomic
 
 from .evaluate import Scorer
@@ -44,10 +45,10 @@ def _batches(paths, size):
         yield paths[i:i + size]
 
 
-def _read_frames(paths, short_side, multiple):
+def _read_frames(paths, short_side, multiple, mean=IMAGENET_MEAN, std=DINO_DAVIS_STD):
     frames, size = [], None
     for path in paths:
-        x, size = read_frame(path, short_side, multiple)
+        x, size = read_frame(path, short_side, multiple, mean, std)
         frames.append(x)
     return torch.stack(frames), size
 
@@ -75,7 +76,7 @@ def propagate_sequence(extractor: FeatureExtractor, files: Sequence, params: Pro
     chunks = list(_batches(files.frames, batch_size))
 
     def features(chunk):
-        x, size = _read_frames(chunk, short_side, multiple)
+        x, size = _read_frames(chunk, short_side, multiple, extractor.mean, extractor.std)
         if x.shape[2] % p or x.shape[3] % p:
             raise DavisError(f"{chunk[0]}: network input {x.shape[3]}x{x.shape[2]} is not a "
                              f"multiple of the patch size {p} (short_side / multiple settings)")

@@ -111,3 +111,28 @@ def test_expected_arch_and_patch_are_checked(tiny_checkpoint):
         load_extractor(tiny_checkpoint, "vit_small", 16)
     with pytest.raises(CheckpointError, match="tiny.safetensors: patch size 16 in the checkpoint, 8"):
         load_extractor(tiny_checkpoint, "vit_tiny", 8)
+
+
+def test_frames_are_normalised_as_the_family_was_trained(tmp_path, davis_small):
+    """ImageNet-normalised families get DINO's DAVIS statistics (its 0.228 std included); a CLIP
+    tower gets CLIP's own, and the frames the pipeline feeds it are normalised with them."""
+    from core.constants import DINO_DAVIS_STD, IMAGENET_MEAN
+    from pretrain.families import CLIP_MEAN, CLIP_STD
+    from tests.pretrain import family_releases as fr
+    clip = tmp_path / "clip.pt"
+    torch.save(fr.clip_model(quick_gelu=True).state_dict(), clip)
+    extractor = load_extractor(clip, family="openai-clip")
+    assert (extractor.mean, extractor.std) == (CLIP_MEAN, CLIP_STD)
+    dino = tmp_path / "vit.safetensors"
+    from pretrain.checkpoint import export_encoder
+    export_encoder(build_encoder("vit_tiny_patch16_224", depth=1), dino)
+    assert (load_extractor(dino).mean, load_extractor(dino).std) == (IMAGENET_MEAN, DINO_DAVIS_STD)
+    path = davis_small.root / "JPEGImages/480p" / davis_small.sequences[0] / "00003.jpg"
+    x, _ = read_frame(path, 96, 64, extractor.mean, extractor.std)
+    img = cv2.resize(cv2.imread(str(path)), (128, 96)).astype(np.float32)[:, :, ::-1].transpose(2, 0, 1) / 255.0
+    want = (img - np.array(CLIP_MEAN, np.float32)[:, None, None]) / np.array(CLIP_STD, np.float32)[:, None, None]
+    np.testing.assert_allclose(x.numpy(), want, rtol=0, atol=1e-6)
+    # the pipeline's reader uses the extractor's statistics
+    from benchmarks.davis.pipeline import _read_frames
+    batch, _ = _read_frames([path], 96, 64, extractor.mean, extractor.std)
+    assert torch.equal(batch[0], x)
