@@ -134,11 +134,6 @@ def check_output_path(out: str | os.PathLike, inputs=(), option: str = "--out", 
     return out
 
 
-def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def write_text_atomic(text: str, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -150,5 +145,5 @@ def write_json_atomic(obj, path: str | os.PathLike, indent: int | None = None) -
     write_text_atomic(json.dumps(obj, indent=indent, separators=sep), path)
 
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "make_dirs",
+__all__ = ["atomic_path", "write_text_atomic", "write_json_atomic", "make_dirs",
            "make_parent", "check_output_path"]

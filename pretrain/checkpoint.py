@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from core.errors import FLSLError
 from core.digests import DIGEST_SUFFIX, digest_path, file_sha256, recorded_digests, write_digest
-from core.files import atomic_path, write_text_atomic
+from core.files import atomic_path
 
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import os
 import re
 from pathlib import Path

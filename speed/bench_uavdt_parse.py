@@ -6,7 +6,6 @@ Both parse and validate the same generated ``_gt_whole.txt`` (the size of a long
 sequence is about 30k lines; the whole release about 800k); the results must be equal.
 Prints the best time of each and the ratio.
 """
-import sys
 from pathlib import Path
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

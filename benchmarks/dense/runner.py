@@ -355,8 +355,6 @@ def write_metrics(metrics: dict, path: str | os.PathLike) -> None:
     write_text_atomic(json.dumps(clean, indent=2, sort_keys=True, default=str), path)
 
 
-USER_ERRORS = (ConfigError, AnnotationError)
-
 __all__ = ["ConfigError", "reroot", "load_config", "init_framework", "prepare_train", "prepare_test",
            "select_precision", "record_backbone_structure", "PRECISIONS",
-           "build_runner", "summarize", "write_metrics", "trained_meta", "USER_ERRORS", "check_resumable", "load_for_test"]
+           "build_runner", "summarize", "write_metrics", "trained_meta", "check_resumable", "load_for_test"]
