@@ -29,7 +29,7 @@ from core.files import check_output_path, write_text_atomic
 from pretrain.checkpoint import (file_sha256, load_safely, load_strict, recorded_digests, verify_digest,
                                  write_digest)
 
-from .data_check import AnnotationError, check_config_data
+from .data_check import check_config_data
 from .mm_checkpoint import allow_mmengine_checkpoints
 
 FRAMEWORKS = ("mmdet", "mmseg")
