@@ -12,7 +12,7 @@ from pretrain.checkpoint import digest_path, load_safely, verify_digest
 from pretrain.config_check import check_config
 from pretrain.trainer import Trainer
 from tests.reliability.cases import flip_bytes
-from tools import pretrain_flsl
+from pretrain import run as pretrain_flsl
 
 from .conftest import write_config
 

@@ -1,4 +1,4 @@
-"""tools/convert_checkpoint.py and the format detection of pretrain/checkpoint.py: every supported
+"""pretrain/convert.py (tools/convert_checkpoint.py) and the format detection of pretrain/checkpoint.py: every supported
 layout converts to an export whose encoder computes exactly the source network's features (class
 token and position rule included), and the tool reports what it kept, dropped and did not read."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pretrain.checkpoint import (CheckpointError, load_encoder_weights, load_pre
 from pretrain.encoder import EncoderSpec, encode
 from tests.benchmarks.conftest import FORMATS, RELEASES, tiny_encoder, write_format, write_release
 from core.errors import cli_main
-from tools import convert_checkpoint
+from pretrain import convert as convert_checkpoint
 
 EXPECTED_FORMAT = {"flsl-export": "flsl-export", "flsl-train": "flsl-train", "flsl-authors": "flsl-authors",
                    "dino": "dino", "dino-train": "dino", "ibot": "ibot", "ibot-train": "ibot",
