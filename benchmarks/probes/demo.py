@@ -18,9 +18,9 @@ _SEG = ("train.short_side=64", "train.crop_size=(64,64)", "test.short_side=64", 
         "test.stride=(43,43)", "train.warmup_iters=5")
 RUNS = {
     "quick": (
-        ("linear", "ade20k", (*_SEG, "train.iters=20", "train.batch_size=4", "train.views=2", "train.seeds=[0,1]")),
+        ("linear", "ade20k", (*_SEG, "train.iters=10", "train.batch_size=4", "train.views=2", "train.seeds=[0,1]")),
         ("hummingbird", "voc2012", ("hbird.input_size=64", "hbird.memory_size=0")),
-        ("depth_lin1", "nyu", ("train.iters=10", "train.warmup_iters=2", "train.crop_size=(128,160)")),
+        ("depth_lin1", "nyu", ("train.iters=4", "train.warmup_iters=2", "train.crop_size=(128,160)")),
         ("correspondence", "spair", ("corr.image_size=128",)),
     ),
     "default": (
