@@ -186,7 +186,8 @@ class Demo:
         self.work, self.budget, self.python = work, budget, python
         self.env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         data = work / "data"
-        self.roots = {"pretrain": data / "pretrain", "coco": data / "coco", "davis": data / "davis"}
+        self.roots = {"pretrain": data / "pretrain", "coco": data / "coco", "davis": data / "davis",
+                      "probes": data / "probes"}
         self.backbones = {"flsl": work / "backbones" / "flsl.safetensors",
                           "random": work / "backbones" / "random.safetensors"}
 
@@ -203,6 +204,8 @@ class Demo:
         from synthetic.coco import write_coco
         from synthetic.davis import write_davis
         write_coco(self.roots["coco"], **self.budget.coco)
+        from benchmarks.probes.demo import make_data as make_probe_data   # VOC/SBD, ADE20K, NYU, SPair stand-ins
+        make_probe_data(self.roots["probes"], self.budget.name)
         davis_root = self.roots["davis"]
         stamp = davis_root / ".complete"
         want = json.dumps(self.budget.davis, sort_keys=True, default=list)
@@ -247,6 +250,13 @@ class Demo:
                     "--seeds", *map(str, b.probe_seeds), "--epochs", str(b.probe_epochs)]
             out.append(self._step("probe", f"{arm}: frozen-encoder probes", argv, result / "probe_results.json",
                                   inputs=(*self._inputs(self.backbones[arm]), *self._coco_annotations()), lane=arm))
+            # the frozen-feature probes at the demo's budget (benchmarks/probes/demo.py, docs/probes.md)
+            from benchmarks.probes.demo import commands, data_roots
+            roots = {k: repo_relative(v) for k, v in data_roots(self.roots["probes"]).items()}
+            for label, cmd, output in commands(self.python, repo_relative(self.backbones[arm]), roots,
+                                               repo_relative(self.work / "runs" / arm / "probes"), self.budget.name):
+                out.append(self._step("probe", f"{arm}: {label}", cmd, output,
+                                      inputs=(*self._inputs(self.backbones[arm]), *map(str, roots.values())), lane=arm))
         return out
 
     def mask_rcnn_steps(self) -> list[Step]:

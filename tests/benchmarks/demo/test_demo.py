@@ -165,7 +165,8 @@ def test_second_run_resumes_without_redoing(demo):
     proc = subprocess.run([sys.executable, "-m", "benchmarks.demo.run", "--quick", "--work-dir", str(work), "--no-figures"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    n_steps = 1 + 2 + 2 + 2 * 2 * len(QUICK.mask_rcnn_seeds) + 2     # pretrain, export, probes, coco, davis
+    from benchmarks.probes.demo import RUNS as PROBE_RUNS
+    n_steps = 1 + 2 + 2 * (1 + len(PROBE_RUNS["quick"])) + 2 * 2 * len(QUICK.mask_rcnn_seeds) + 2  # pretrain, export, probes, coco, davis
     assert len(re.findall(r"# \[\d+/\d+\] done: ", proc.stdout)) == n_steps
     assert proc.stdout.count("every step is already done") == 5
     assert "$ " not in proc.stdout and "tools/dist_train.sh" not in proc.stdout
