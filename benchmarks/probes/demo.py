@@ -28,7 +28,7 @@ RUNS = {
         ("linear_ms", "voc2012", (*_SEG, "train.iters=300", "train.batch_size=8", "train.views=4", "test.ratios=[1.0,1.5]")),
         ("hummingbird", "voc2012", ("hbird.input_size=64", "hbird.memory_size=0")),
         ("hummingbird", "ade20k", ("hbird.input_size=64", "hbird.memory_size=0")),
-        ("depth_lin4", "nyu", ("train.iters=100", "train.warmup_iters=20", "train.crop_size=(224,288)")),
+        ("depth_lin4", "nyu", ("train.iters=100", "train.warmup_iters=20", "train.crop_size=(224,288)", "train.views=4")),
         ("correspondence", "spair", ("corr.image_size=128",)),
     ),
 }
