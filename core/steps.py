@@ -43,6 +43,7 @@ from .files import write_json_atomic
 #: the repository root: commands run from here and relative step paths are resolved here
 REPO = Path(__file__).resolve().parents[1]
 RECORD_SUFFIX = ".provenance.json"
+_CONFIG_LOCK = threading.Lock()
 
 
 class StepError(FLSLError):
@@ -93,7 +94,9 @@ def config_digest(path: str | os.PathLike) -> str | None:
 
     The config is read as a machine without a GPU reads it: the detection schedules choose their
     optimizer wrapper from ``torch.cuda.is_available()``, and a plan made on a login node must
-    find the results of the GPU nodes up to date."""
+    find the results of the GPU nodes up to date. One config at a time: lanes record side by side,
+    and neither MMEngine's config reader nor the patch of ``torch.cuda`` is safe across threads
+    (two at once recorded a wrong digest, and the next run redid a finished step)."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -101,7 +104,7 @@ def config_digest(path: str | os.PathLike) -> str | None:
         from unittest import mock
 
         from mmengine.config import Config
-        with mock.patch("torch.cuda.is_available", return_value=False):
+        with _CONFIG_LOCK, mock.patch("torch.cuda.is_available", return_value=False):
             text = Config.fromfile(str(path), import_custom_modules=False).pretty_text.encode()
     except Exception:  # noqa: BLE001 - an unreadable config still has bytes to compare
         text = path.read_bytes()

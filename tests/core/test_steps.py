@@ -165,3 +165,24 @@ def test_config_digest_is_the_same_with_and_without_a_gpu():
         assert Config.fromfile(str(path)).optim_wrapper.type == "AmpOptimWrapper"   # the case that matters
         on_gpu = config_digest(path)
     assert on_gpu == config_digest(path) is not None
+
+
+def test_config_digests_taken_side_by_side_are_right():
+    """Lanes record their steps from threads: digests of one config computed at once must all be
+    the one a single thread computes (MMEngine's reader is not thread-safe; unguarded, most of
+    them came out wrong and the next run redid finished steps)."""
+    import threading
+
+    from core.steps import REPO
+    path = REPO / "configs" / "demo" / "mask_rcnn_vit_tiny_synthetic.py"
+    want, got = config_digest(path), []
+
+    def work():
+        got.extend(config_digest(path) for _ in range(6))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 18 and set(got) == {want}
