@@ -253,7 +253,9 @@ class RuledVisionTransformer(VisionTransformer):
         pos = resample_positions(self.pos_embed, self.patch_embed.grid_size, (h, w), slots,
                                  self.flsl_spec.positions)
         prefix = [t.expand(x.shape[0], -1, -1) for t in (self.cls_token, self.reg_token) if t is not None]
-        if self.no_embed_class:
+        if not prefix:       # FLSL, SelfPatch: the positions added to the patches, nothing else
+            x = x + pos
+        elif self.no_embed_class:
             x = torch.cat([*prefix, x + pos], dim=1)
         else:
             x = torch.cat([*prefix, x], dim=1) + pos
