@@ -97,19 +97,17 @@ def one_cycle_beta1(it: int, total: int, low: float = 0.85, high: float = 0.95, 
 
 def run(cfg, enc, root, cache_root, log=print, save_pred=None) -> dict:
     from benchmarks.probes.cache import data_digest
-    from benchmarks.probes.extract import extract, resolve_layers
+    from benchmarks.probes.extract import extract, resolve_layers, view_item, view_schedule
     d, tr = cfg.dataset, cfg.train
     train, test = ds.nyu_split(root, d.train_split), ds.nyu_split(root, d.test_split)
     layers = resolve_layers(cfg.model.layers, enc.depth)
     has_cls = getattr(enc.model, "cls_token", None) is not None
     use_cls = has_cls if cfg.model.class_token == "auto" else bool(cfg.model.class_token)
-    epochs = math.ceil(tr.iters * tr.batch_size / len(train))
-    views = int(tr.views) if tr.views else epochs
+    epochs, views = view_schedule(tr, len(train))
     crop = tuple(tr.crop_size)
 
     def render_train(k):
-        v, i = divmod(k, len(train))
-        rng = np.random.default_rng([int(tr.data_seed), v, i])
+        rng, i = view_item(tr.data_seed, k, len(train))
         img, depth = ds.read_rgb(train[i]["image"]), ds.read_depth(train[i]["depth"])
         x, y = T.depth_train_view(rng, img, depth, crop, enc.mean, enc.std, tr.rotate_degree)
         return x, {"depth": y}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -49,6 +50,21 @@ def load_encoder(checkpoint: str | Path, which: str = "teacher", device: str | N
     model.eval().requires_grad_(False).to(dev)
     mean, std = input_statistics(loaded)
     return Encoder(model, loaded, mean, std, file_sha256(checkpoint), str(checkpoint), dev)
+
+
+def view_schedule(train_cfg, n_images: int) -> tuple[int, int]:
+    """``(epochs, views)`` of a training schedule: the epochs its iterations span over
+    ``n_images``, and the training views cached per image (``train.views``, default one per
+    epoch; fewer are reused in turn)."""
+    epochs = math.ceil(train_cfg.iters * train_cfg.batch_size / n_images)
+    return epochs, (int(train_cfg.views) if train_cfg.views else epochs)
+
+
+def view_item(data_seed: int, k: int, n_images: int) -> tuple[np.random.Generator, int]:
+    """Cached training item ``k`` is view ``k // n`` of image ``k % n``: its generator (seeded by
+    data seed, view and image, so any item is rendered alike in any process) and the image."""
+    v, i = divmod(k, n_images)
+    return np.random.default_rng([int(data_seed), v, i]), i
 
 
 def resolve_layers(spec, depth: int) -> list[int]:

@@ -15,7 +15,6 @@ augmentation, as in the reference; fewer views reuse them (stated in the results
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -186,18 +185,16 @@ def predict(logits: torch.Tensor, items: list, size: tuple[int, int], cfg, n_cla
 def run(cfg, enc, root: Path, cache_root: Path, log=print, save_pred=None) -> dict:
     """The whole protocol; returns the results part of ``probe_results.json``."""
     from benchmarks.probes.cache import data_digest
-    from benchmarks.probes.extract import extract, resolve_layers
+    from benchmarks.probes.extract import extract, resolve_layers, view_item, view_schedule
     n_classes = cfg.dataset.num_classes
     train, val = samples(cfg, root, cfg.dataset.train_split), samples(cfg, root, cfg.dataset.val_split)
     layers = resolve_layers(cfg.model.layers, enc.depth)
     tr = cfg.train
-    epochs = math.ceil(tr.iters * tr.batch_size / len(train))
-    views = int(tr.views) if tr.views else epochs
+    epochs, views = view_schedule(tr, len(train))
     crop = tuple(tr.crop_size)
 
     def render_train(k):
-        v, i = divmod(k, len(train))
-        rng = np.random.default_rng([int(tr.data_seed), v, i])
+        rng, i = view_item(tr.data_seed, k, len(train))
         img, label = ds.read_rgb(train[i]["image"]), load_label(cfg, train[i]["label"])
         ds.check_label(train[i]["label"], label, n_classes, image_shape=img.shape)
         x, y = T.seg_train_view(rng, img, label, tr.short_side, tr.ratio_range, crop, enc.mean, enc.std,
