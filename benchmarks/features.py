@@ -14,6 +14,7 @@ from PIL import Image
 
 from core.constants import IMAGENET_MEAN, IMAGENET_STD
 from core.errors import FLSLError
+from core.normalise import normalise
 
 
 class ImageReadError(FLSLError, ValueError):
@@ -38,17 +39,24 @@ def load_image(path: str | Path, short_side: int, patch: int) -> np.ndarray:
 def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """``[H, W, 3]`` uint8 -> ``[1, 3, H, W]`` float, normalised by ``mean`` / ``std`` (RGB, for
     values in [0, 1]; ImageNet's unless the encoder was trained with others)."""
-    x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1) / 255.0
-    x = (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
-    return x[None]
+    return normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), mean, std)[None]
+
+
+def input_statistics(model: torch.nn.Module) -> tuple[tuple, tuple]:
+    """``(mean, std)`` the encoder's family was trained with (docs/families.md)."""
+    from pretrain.families import family
+    f = family(model.flsl_spec.family)
+    return f.mean, f.std
 
 
 @torch.no_grad()
-def patch_features(model: torch.nn.Module, image: np.ndarray, mean=IMAGENET_MEAN,
-                   std=IMAGENET_STD) -> torch.Tensor:
+def patch_features(model: torch.nn.Module, image: np.ndarray, mean=None, std=None) -> torch.Tensor:
     """Post-LayerNorm patch tokens of ``image`` ``[H, W, 3]`` as ``[h, w, C]`` float32
-    (h = H / patch, w = W / patch)."""
+    (h = H / patch, w = W / patch); the image normalised with ``mean`` / ``std``, by default
+    those of the encoder's family (a CLIP tower sees CLIP's statistics, not ImageNet's)."""
     from pretrain.encoder import encode, patch_size
+    if mean is None or std is None:
+        mean, std = input_statistics(model)
     p = patch_size(model)
     h, w = image.shape[0] // p, image.shape[1] // p
     tokens = encode(model.eval(), to_tensor(image, mean, std))      # [1, h*w, C]
@@ -98,20 +106,6 @@ def layer_features(model: torch.nn.Module, images: torch.Tensor, indices, norm: 
     patch = patch.transpose(2, 3).reshape(*patch.shape[:2], patch.shape[-1], h, w)
     cls = torch.stack([o[:, 0] for o in chosen], 1) if class_token else None
     return patch, cls
-
-
-def input_statistics(loaded) -> tuple[tuple, tuple]:
-    """The encoder's input ``(mean, std)`` (RGB, values in [0, 1]): the checkpoint family's own
-    when the loader records one, ImageNet's otherwise."""
-    for name in ("normalisation", "normalization", "input_norm"):
-        value = getattr(loaded, name, None)
-        if value is not None:
-            mean, std = (value["mean"], value["std"]) if isinstance(value, dict) else value
-            return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-    mean, std = getattr(loaded, "mean", None), getattr(loaded, "std", None)
-    if mean is not None and std is not None:
-        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-    return IMAGENET_MEAN, IMAGENET_STD
 
 
 __all__ = ["ImageReadError", "load_image", "to_tensor", "patch_features", "centre_pad", "layer_features",

@@ -27,7 +27,7 @@ from core.errors import cli_main
 def parse_args(argv=None):
     from core.cli import ToolParser, flags
     p = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                parents=[flags("checkpoint", "data_root", "out", "cfg_options", "which", "device",
+                                parents=[flags("checkpoint", "data_root", "out", "cfg_options", "which", "device", "family",
                                                "store", required=("data_root",), which="teacher")])
     p.add_argument("--protocol", help="linear, linear_ms, hummingbird, depth_lin1, depth_lin4, correspondence, correspondence_dift")
     p.add_argument("--dataset", help="ade20k, voc2012, cityscapes, nyu, spair")
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     try:
         doc = run_probe(args.protocol, args.dataset, args.data_root, args.checkpoint, args.out,
                         save_predictions=args.save_predictions, cfg_options=args.cfg_options,
-                        which=args.which, device=args.device)
+                        which=args.which, device=args.device, family=args.family)
     finally:
         if distributed:
             import torch.distributed as dist

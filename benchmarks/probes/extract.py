@@ -37,18 +37,18 @@ class Encoder:
         return int(self.model.patch_embed.patch_size[0])
 
 
-def load_encoder(checkpoint: str | Path, which: str = "teacher", device: str | None = None) -> Encoder:
-    """Build and load the encoder of ``checkpoint`` (any format the suite reads), frozen, on
-    ``device`` (CUDA when available unless given)."""
-    from benchmarks.features import input_statistics
+def load_encoder(checkpoint: str | Path, which: str = "teacher", device: str | None = None,
+                 family: str | None = None) -> Encoder:
+    """Build and load the encoder of ``checkpoint`` (any format the suite reads; ``family`` where
+    its content fits several), frozen, on ``device`` (CUDA when available unless given)."""
     from pretrain.checkpoint import CheckpointError, file_sha256, load_pretrained_encoder
     try:
-        model, loaded = load_pretrained_encoder(checkpoint, which=which)
+        model, loaded = load_pretrained_encoder(checkpoint, which=which, family=family)
     except CheckpointError as err:
         raise FLSLError(str(err)) from None
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.eval().requires_grad_(False).to(dev)
-    mean, std = input_statistics(loaded)
+    mean, std = loaded.mean, loaded.std       # the family's own input statistics
     return Encoder(model, loaded, mean, std, file_sha256(checkpoint), str(checkpoint), dev)
 
 

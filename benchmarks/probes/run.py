@@ -74,8 +74,9 @@ def prediction_writer(folder: Path):
 
 def run_probe(protocol: str, dataset: str, data_root: str | os.PathLike, checkpoint: str | os.PathLike,
               out: str | os.PathLike, save_predictions: bool = False, cfg_options: dict | None = None,
-              which: str = "teacher", device: str | None = None, log=print) -> dict:
-    """Run one protocol on one data set for one checkpoint; returns the results document."""
+              which: str = "teacher", device: str | None = None, log=print, family: str | None = None) -> dict:
+    """Run one protocol on one data set for one checkpoint (``family`` where its content fits
+    several); returns the results document."""
     import importlib
 
     from benchmarks.probes.extract import load_encoder
@@ -87,7 +88,7 @@ def run_probe(protocol: str, dataset: str, data_root: str | os.PathLike, checkpo
     if not root.is_dir():
         raise ConfigError(f"{root} (--data-root): not a folder")
     cache_root = Path(cfg.cache.root) if cfg.cache.root else out / "feature_cache"
-    enc = load_encoder(checkpoint, which=which, device=device)
+    enc = load_encoder(checkpoint, which=which, device=device, family=family)
     log(f"probe {protocol} on {dataset}: {enc.loaded.spec.arch} ({enc.loaded.describe()}) from {checkpoint}; "
         f"input mean {enc.mean} std {enc.std}")
     module = importlib.import_module(f"benchmarks.probes.{PROTOCOLS[protocol]}")

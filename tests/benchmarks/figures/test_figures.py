@@ -296,3 +296,24 @@ def test_results_figure_shows_each_arm_and_each_difference_with_its_spread(tmp_p
     path = save_figure(fig, tmp_path / "r.png")
     with Image.open(path) as im:
         assert im.size[0] >= 1200 and im.size[1] >= 250
+
+
+def test_patch_features_use_the_family_input_statistics(tmp_path):
+    """Figures and probes feed an encoder the statistics its family was trained with: a CLIP
+    tower's features are those of CLIP-normalised pixels, not ImageNet-normalised ones."""
+    from benchmarks.features import patch_features
+    from core.normalise import normalise
+    from pretrain.checkpoint import load_pretrained_encoder
+    from pretrain.encoder import encode
+    from pretrain.families import CLIP_MEAN, CLIP_STD
+    from tests.pretrain import family_releases as fr
+    path = tmp_path / "clip.pt"
+    torch.save(fr.clip_model(quick_gelu=True).state_dict(), path)
+    model, _ = load_pretrained_encoder(path, family="openai-clip")
+    image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    got = patch_features(model, image)
+    x = torch.from_numpy(image).permute(2, 0, 1)
+    with torch.no_grad():
+        want = encode(model.eval(), normalise(x, CLIP_MEAN, CLIP_STD)[None])[0].reshape(4, 6, -1)
+        imagenet = encode(model, normalise(x)[None])[0].reshape(4, 6, -1)
+    assert torch.allclose(got, want, atol=1e-6) and not torch.allclose(got, imagenet, atol=1e-3)
