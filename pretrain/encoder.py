@@ -363,10 +363,11 @@ def encode(model: nn.Module, images: torch.Tensor, check_finite: bool = True) ->
 
 
 def block_outputs(model: nn.Module, images: torch.Tensor, indices: Sequence[int],
-                  norm_last: bool = False) -> list[torch.Tensor]:
+                  norm_last: bool = False, check_finite: bool = True) -> list[torch.Tensor]:
     """Outputs of the blocks listed in ``indices`` (0-based) as ``[B, N, C]`` patch-token maps
     (class and register tokens, if any, are in the sequence and dropped from the outputs).
-    A non-finite output raises :class:`FeatureError` naming the checkpoint and the block.
+    A non-finite output raises :class:`FeatureError` naming the checkpoint and the block;
+    ``check_finite=False`` skips the test (a training step, as in :func:`encode`).
 
     ``norm_last`` applies the final LayerNorm to the output of the last block (index depth-1).
     """
@@ -385,8 +386,8 @@ def block_outputs(model: nn.Module, images: torch.Tensor, indices: Sequence[int]
     for i, blk in enumerate(model.blocks):
         x = blk(x) if rope is None else blk(x, rope=rope)
         if i in wanted:
-            outs[i] = check_features((model.norm(x) if (norm_last and i == last) else x)[:, prefix:],
-                                     model, f"block {i}")
+            out = (model.norm(x) if (norm_last and i == last) else x)[:, prefix:]
+            outs[i] = check_features(out, model, f"block {i}") if check_finite else out
         if i >= max(wanted):
             break
     return [outs[i] for i in indices]

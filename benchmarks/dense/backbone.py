@@ -283,7 +283,9 @@ class FLSLViT(BaseModule):
         if pad_h or pad_w:
             images = F.pad(images, (0, pad_w, 0, pad_h))
         gh, gw = (h + pad_h) // p, (w + pad_w) // p
-        tokens = block_outputs(self.encoder, images, self.out_indices)  # patch tokens only
+        # patch tokens only; the feature check (a read back to the host per block) in evaluation
+        # only: a fine-tuning step must not wait on it, and the detector's loss shows divergence
+        tokens = block_outputs(self.encoder, images, self.out_indices, check_finite=not self.training)
         maps = [t.transpose(1, 2).reshape(b, self.embed_dim, gh, gw) for t in tokens]
         return self.adapter(maps, (h, w))
 

@@ -96,3 +96,21 @@ def test_the_training_forward_reads_no_value_back_for_the_feature_check():
     import inspect
     source = inspect.getsource(FLSLNet)
     assert source.count("check_finite=False") == source.count("encode(")
+
+
+def test_block_outputs_check_can_be_skipped_for_training_steps():
+    """block_outputs checks features unless told not to (the dense backbone in training mode)."""
+    from benchmarks.dense.backbone import FLSLViT
+    torch.manual_seed(0)
+    b = FLSLViT(arch="vit_tiny_patch16_224", out_indices=(0, 0, 0, 0), encoder_kwargs={"depth": 1})
+    with torch.no_grad():
+        b.encoder.blocks[0].mlp.fc2.bias.fill_(float("nan"))
+    images = torch.zeros(1, 3, 32, 32)
+    with pytest.raises(FeatureError, match="block 0"):
+        block_outputs(b.encoder, images, [0])
+    assert torch.isnan(block_outputs(b.encoder, images, [0], check_finite=False)[0]).all()
+    b.train()
+    b(images)                                  # training: no read-back, no error
+    b.eval()
+    with pytest.raises(FeatureError):
+        b(images)                              # evaluation: the check names the block
