@@ -139,6 +139,8 @@ METRICS = (
     Metric("J_mean", "J", "davis"),
     Metric("F_mean", "F", "davis"),
 )
+#: comparisons of the frozen-feature probes (benchmarks/probes/demo.py) are keyed PROBES_KEY + "protocol/dataset"
+PROBES_KEY = "probes:"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -352,8 +354,8 @@ def pretraining_curves(log: Path, out: Path) -> None:
 # ----------------------------------------------------------------------------- results
 def collect_results(work: Path, budget: Budget) -> dict:
     """Every number behind the table, read back from the tools' result files:
-    ``{arm: {"mask_rcnn": {seed: {key: percent}}, "probe": {seed: mIoU}, "grouping": {image: AUC},
-    "davis": {object: {"J": .., "F": ..}}}}``."""
+    ``{arm: {"mask_rcnn": {seed: {key: percent}}, "probe": {seed: mIoU}, "probes": {"protocol/dataset":
+    [percent per seed]}, "grouping": {image: AUC}, "davis": {object: {"J": .., "F": ..}}}}``."""
     from benchmarks.reproduce.collect import collect
     from benchmarks.probes.demo_linear import read_results
     out = {}
@@ -372,8 +374,14 @@ def collect_results(work: Path, budget: Budget) -> dict:
         if not path.is_file():
             raise DemoError(f"{repo_relative(path)}: no DAVIS result")
         per_object = json.loads(path.read_text())["per_object"]
+        from benchmarks.probes.demo import headline_values
+        try:
+            probes = headline_values(runs / "probes", budget.name)
+        except FileNotFoundError as err:
+            raise DemoError(str(err)) from None
         out[arm] = {"mask_rcnn": coco,
                     "probe": {r["seed"]: r["mIoU"] for r in pr["linear"]},
+                    "probes": probes,
                     "grouping": pr["grouping"],
                     "davis": {o: {"J": 100 * v["J-Mean"], "F": 100 * v["F-Mean"]} for o, v in per_object.items()}}
     return out
@@ -401,6 +409,8 @@ def compare(results: dict) -> dict:
                     "F_mean": lambda o: o["F"]}[m.key]
             out[m.key] = claims.compare_paired([part(a["davis"][o]) for o in objects],
                                                [part(b["davis"][o]) for o in objects], unit="objects")
+    for name in a.get("probes", {}):           # the frozen-feature probes (their own table)
+        out[PROBES_KEY + name] = claims.compare_runs(a["probes"][name], b["probes"][name])
     return out
 
 
@@ -442,6 +452,20 @@ def results_markdown(comparisons: dict, budget: Budget, figure_paths: list, work
             continue
         lines.append(f"| {PROTOCOLS[m.protocol]} | {m.label} | {_arm_cell(c, 'flsl')} | {_arm_cell(c, 'random')} "
                      f"| {claims.format_difference(c)} | {c.over} | {_verdict_cell(c.verdict)} |")
+    probes = [k for k in comparisons if k.startswith(PROBES_KEY)]
+    if probes:
+        from benchmarks.probes.demo import HEADLINE
+        lines += ["", "Frozen-feature probes (`tools/probe.py`, the reference protocols shrunk in size only; "
+                  "docs/probes.md):", "",
+                  "| probe | data | metric | " + " | ".join(ARM_LABELS[a] for a in ARMS)
+                  + " | difference (95% interval) | spread over | verdict |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for k in probes:
+            protocol, dataset = k[len(PROBES_KEY):].split("/")
+            c = comparisons[k]
+            over = c.over if c.a.n > 1 or c.b.n > 1 else "one run"
+            lines.append(f"| {protocol} | {dataset} | {HEADLINE[protocol][3]} | {_arm_cell(c, 'flsl')} | "
+                         f"{_arm_cell(c, 'random')} | {claims.format_difference(c)} | {over} | {_verdict_cell(c.verdict)} |")
     lines += ["", f"**Summary.** {summary(comparisons)}", "",
               "How to read it: where a protocol trains (fine-tuning, probe), an arm's cell is the mean "
               "± the standard deviation over its seeds; patch grouping and DAVIS propagation train "

@@ -34,6 +34,36 @@ RUNS = {
 }
 
 
+#: the number the demo's table shows for each protocol, in percent and higher-is-better like the
+#: rest of that table: (key in the results' metrics, key in each per-seed entry or None where the
+#: protocol trains nothing, factor to percent, label)
+HEADLINE = {
+    "linear": ("mIoU", "mIoU", 1.0, "mIoU"),
+    "linear_ms": ("mIoU", "mIoU", 1.0, "mIoU"),
+    "hummingbird": ("mIoU", None, 1.0, "mIoU"),
+    "depth_lin1": ("delta1", "a1", 100.0, "δ1"),
+    "depth_lin4": ("delta1", "a1", 100.0, "δ1"),
+    "correspondence": ("PCK@0.1", None, 1.0, "PCK@0.1"),
+}
+
+
+def headline_values(out_root: str | Path, budget: str = "quick") -> dict:
+    """``{"protocol/dataset": [percent, ...]}`` of the budget's runs under ``out_root``: one value
+    per probe seed where the protocol trains, else the run's one number. A missing run raises
+    FileNotFoundError naming its results file."""
+    import json
+    out = {}
+    for protocol, dataset, _ in RUNS[budget]:
+        path = Path(out_root) / f"{protocol}_{dataset}" / "probe_results.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no probe result")
+        doc = json.loads(path.read_text())
+        key, seed_key, factor, _ = HEADLINE[protocol]
+        values = [r[seed_key] for r in doc["per_seed"]] if seed_key else [doc["metrics"][key]]
+        out[f"{protocol}/{dataset}"] = [factor * float(v) for v in values]
+    return out
+
+
 def data_roots(root: str | Path) -> dict:
     """``{dataset: data root}`` of the stand-ins :func:`make_data` writes under ``root`` (known
     before they exist, for planning steps)."""
@@ -90,4 +120,4 @@ def run_all(checkpoint: str | Path, data_root: str | Path, out_root: str | Path,
     return results
 
 
-__all__ = ["RUNS", "data_roots", "make_data", "commands", "run_all"]
+__all__ = ["RUNS", "HEADLINE", "headline_values", "data_roots", "make_data", "commands", "run_all"]

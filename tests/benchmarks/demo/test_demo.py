@@ -108,6 +108,24 @@ def test_table_numbers_are_the_tools_metrics_with_their_spreads(demo):
     ci = stats.ttest_rel(per_arm["flsl"]["JF"], per_arm["random"]["JF"]).confidence_interval(0.95)
     assert jf["difference"] + jf["half_width"] == pytest.approx(ci.high)
     assert f"**Summary.** {doc['summary']}" in md
+    # the frozen-feature probes' table: each arm's cell from its run's own results file
+    from benchmarks.probes.demo import RUNS as PROBE_RUNS
+    for protocol, dataset, _ in PROBE_RUNS["quick"]:
+        cells_want = []
+        for arm in ("flsl", "random"):
+            res = json.loads((work / "runs" / arm / "probes" / f"{protocol}_{dataset}" / "probe_results.json").read_text())
+            if protocol.startswith("linear"):
+                v = [r["mIoU"] for r in res["per_seed"]]
+            elif protocol.startswith("depth"):
+                v = [100 * r["a1"] for r in res["per_seed"]]
+            else:
+                v = [res["metrics"]["mIoU" if protocol == "hummingbird" else "PCK@0.1"]]
+            assert doc["results"][arm]["probes"][f"{protocol}/{dataset}"] == pytest.approx(v)
+            mean = sum(v) / len(v)
+            cells_want.append(f"{mean:.1f} ± {_sd(v):.1f}" if len(v) > 1 else f"{mean:.1f}")
+        line = next(ln for ln in md.splitlines() if ln.startswith(f"| {protocol} | {dataset} |"))
+        cells = [x.strip() for x in line.strip("|").split("|")]
+        assert cells[3:5] == cells_want, line
     # the DAVIS ground truth was evaluated on every generated sequence and object
     per_object = json.loads((work / "runs" / "flsl" / "davis" / "davis_results.json").read_text())["per_object"]
     seqs = (work / "data" / "davis" / "ImageSets" / "2017" / "val.txt").read_text().split()
