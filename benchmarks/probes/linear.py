@@ -72,7 +72,7 @@ def seg_loss(logits: torch.Tensor, labels: torch.Tensor, ignore: int = 255, fuse
     if fused and fused_ce.applies(logits, labels, ignore):
         return fused_ce.seg_ce(logits, labels, ignore)
     up = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-    return F.cross_entropy(up, labels, ignore_index=ignore, reduction="none").mean()
+    return F.cross_entropy(up, labels.long(), ignore_index=ignore, reduction="none").mean()
 
 
 def reduce_zero_label(label: np.ndarray) -> np.ndarray:

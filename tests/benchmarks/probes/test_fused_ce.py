@@ -129,6 +129,10 @@ def test_seg_loss_routes_by_what_the_kernel_covers(monkeypatch):
     bad[0, 1, 2, 2] = float("nan")
     assert torch.isnan(L.seg_loss(bad, labels))
     assert calls == [1]
+    # without a compiler the probe's uint8 labels go through the expression as well
+    monkeypatch.setattr(fused_ce, "available", lambda: False)
+    torch.testing.assert_close(L.seg_loss(logits, labels.to(torch.uint8)), eager(logits, labels)[0])
+    assert calls == [1]
 
 
 def test_linear_probe_step_equal_with_and_without_kernel():
