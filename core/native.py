@@ -89,23 +89,40 @@ def load(source: Path) -> ctypes.CDLL | None:
     key = hashlib.sha256(b"\0".join([text, version.encode(), " ".join(COMPILE_FLAGS + LINK_FLAGS).encode(),
                                      _cpu_kind().encode()])).hexdigest()[:16]
     out = cache_dir() / f"{source.stem}-{key}.so"
-    if not out.exists():
+    if out.exists():
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{source.stem}.") as tmp:
-                obj, lib = Path(tmp) / "k.o", Path(tmp) / "k.so"
-                for cmd in ([cc, *COMPILE_FLAGS, "-c", str(source), "-o", str(obj)],
-                            [cc, *LINK_FLAGS, str(obj), "-o", str(lib), "-lm"]):
-                    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-                    if done.returncode != 0:
-                        first = (done.stderr.strip().splitlines() or ["(no message)"])[0]
-                        _warn(f"{source.name} did not compile ({first}): it runs as plain PyTorch, slower")
-                        return None
-                os.replace(lib, out)
-        except (OSError, subprocess.SubprocessError) as err:
-            _warn(f"{source.name} could not be built in {out.parent} ({err}): it runs as plain PyTorch, slower")
-            return None
-    return ctypes.CDLL(str(out))
+            return ctypes.CDLL(str(out))
+        except OSError as err:
+            # A truncated or foreign file under our own cache name (a full disk, a copied home
+            # folder): build it again and replace it, as a missing one would be.
+            _warn(f"cached kernel {out} does not load ({err}): building it again")
+    if not _build(cc, source, out):
+        return None
+    try:
+        return ctypes.CDLL(str(out))
+    except OSError as err:
+        _warn(f"{source.name} was built but does not load ({err}): it runs as plain PyTorch, slower")
+        return None
 
+
+def _build(cc: str, source: Path, out: Path) -> bool:
+    """Compile ``source`` into ``out`` through a temporary folder beside it and one rename;
+    False (after one warning line) when it cannot."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{source.stem}.") as tmp:
+            obj, lib = Path(tmp) / "k.o", Path(tmp) / "k.so"
+            for cmd in ([cc, *COMPILE_FLAGS, "-c", str(source), "-o", str(obj)],
+                        [cc, *LINK_FLAGS, str(obj), "-o", str(lib), "-lm"]):
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                if done.returncode != 0:
+                    first = (done.stderr.strip().splitlines() or ["(no message)"])[0]
+                    _warn(f"{source.name} did not compile ({first}): it runs as plain PyTorch, slower")
+                    return False
+            os.replace(lib, out)
+    except (OSError, subprocess.SubprocessError) as err:
+        _warn(f"{source.name} could not be built in {out.parent} ({err}): it runs as plain PyTorch, slower")
+        return False
+    return True
 
 __all__ = ["load", "enabled", "cache_dir", "COMPILE_FLAGS"]

@@ -60,6 +60,45 @@ def test_bad_source_or_no_compiler_is_one_warning_and_none(tmp_path, cache, monk
     assert "no C compiler" in capsys.readouterr().err
 
 
+def test_damaged_cached_object_is_rebuilt(tmp_path, cache, monkeypatch, capsys):
+    src = tmp_path / "add.c"
+    src.write_text(ADD)
+    assert native.load(src).add(1, 2) == 3
+    [built] = [p for p in cache.iterdir() if p.suffix == ".so"]
+    # The loaded object stays mapped in this process (and the loader would hand back its handle
+    # for the same path), so the damaged copy lives in a second cache under the same name.
+    other = tmp_path / "other"
+    damaged = other / "native" / built.name
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(built.read_bytes()[:100])            # truncated, as by a full disk
+    monkeypatch.setenv("FLSL_CACHE_DIR", str(other))
+    native.load.cache_clear()
+    assert native.load(src).add(2, 2) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warning: cached kernel {damaged} does not load")
+    assert [p.name for p in damaged.parent.iterdir()] == [built.name]
+    assert damaged.stat().st_size > 100                      # replaced by a whole object
+
+
+def test_unwritable_cache_is_one_warning_and_none(tmp_path, monkeypatch, capsys):
+    """A cache path that cannot be a folder (root ignores permission bits, so a file stands in
+    for a read-only place): the kernel is off, after one warning, and nothing is written."""
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("FLSL_CACHE_DIR", str(blocker))
+    monkeypatch.delenv("FLSL_NATIVE", raising=False)
+    native.load.cache_clear()
+    src = tmp_path / "add.c"
+    src.write_text(ADD)
+    try:
+        assert native.load(src) is None
+    finally:
+        native.load.cache_clear()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not be built in" in err[0] and str(blocker) in err[0]
+    assert blocker.read_text() == "not a folder"
+
+
 def test_turned_off(tmp_path, cache, monkeypatch):
     src = tmp_path / "add.c"
     src.write_text(ADD)
