@@ -18,8 +18,9 @@ Flags: ``-O3 -march=native -ffast-math`` at compile time only. The link step lea
 ``-ffast-math`` out on purpose: GCC before 13 then links ``crtfastmath.o`` into shared objects,
 whose constructor turns on flush-to-zero for the whole process when the object is loaded.
 
-``FLSL_NATIVE=0`` turns every kernel off (callers run their PyTorch definition instead); so does
-a machine without a C compiler, after one warning line.
+``FLSL_NATIVE=0`` turns every kernel off (callers run their PyTorch definition instead); so do
+a machine without a C compiler and a cache folder that cannot be written, after one warning line.
+A cached object that does not load (truncated by a full disk, say) is built again over it.
 """
 from __future__ import annotations
 
@@ -124,5 +125,6 @@ def _build(cc: str, source: Path, out: Path) -> bool:
         _warn(f"{source.name} could not be built in {out.parent} ({err}): it runs as plain PyTorch, slower")
         return False
     return True
+
 
 __all__ = ["load", "enabled", "cache_dir", "COMPILE_FLAGS"]
