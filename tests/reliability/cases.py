@@ -690,6 +690,22 @@ def s_probe_missing_data(ctx):
             "--protocol", "linear", "--dataset", "ade20k"]
 
 
+def s_probe_unwritable_kernel_cache(ctx):
+    """The kernel cache's root is a regular file (root ignores permission bits, so a file stands in
+    for a read-only home): the probe runs with PyTorch's loss after one warning."""
+    from synthetic.ade import write_ade
+    ctx.keep["file"] = ctx.tmp / "cache-root"
+    ctx.keep["file"].write_text("a file, not a folder\n")
+    ctx.env["FLSL_CACHE_DIR"] = str(ctx.keep["file"])
+    ade = write_ade(ctx.tmp / "ade", n_train=2, n_val=1, height=48, width=64)
+    ctx.reads(ade, ctx.keep["file"])
+    return ["--checkpoint", str(ctx.export()), "--data-root", str(ade), "--out", str(ctx.tmp / "probe"),
+            "--protocol", "linear", "--dataset", "ade20k", "--cfg-options", "train.iters=1", "train.warmup_iters=1",
+            "train.batch_size=1", "train.short_side=32", "train.crop_size=(32,32)", "test.short_side=32",
+            "test.crop_size=(32,32)", "test.stride=(22,22)", "train.views=1", "train.seeds=[0]",
+            f"cache.root={ctx.tmp / 'features'}"]
+
+
 def _file(ctx):
     return str(ctx.keep["file"])
 
@@ -1023,6 +1039,10 @@ CASES = [
     Case("probe-missing-data-root", "probe.py", "`--data-root` that does not exist",
          "error: <ade> (--data-root): not a folder",
          s_probe_missing_data, _file),
+    Case("probe-unwritable-kernel-cache", "probe.py", "`FLSL_CACHE_DIR` that cannot hold the loss kernel's "
+         "build (a read-only home)",
+         "warning: seg_ce.c could not be built in <cache>/native (<reason>): it runs as plain PyTorch, slower",
+         s_probe_unwritable_kernel_cache, _file, status=0, mode="subprocess"),
     # --- figures
     Case("visualize-bomb", "visualize.py", "an image declaring 30000x30000 pixels",
          "error: <bomb.png>: cannot read image (Image size (900000000 pixels) exceeds limit of <limit> "

@@ -42,7 +42,7 @@ def load_tool(name: str):
 
 def run_case(case, ctx: Ctx, argv: list, monkeypatch, capsys) -> tuple[int, str, str]:
     if case.mode == "subprocess":
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", **ctx.env)
         limit = ctx.limit_file_size
 
         def preexec():  # a "full disk": writes past this size fail (EFBIG; Python ignores SIGXFSZ)
